@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of kproxy from Debian 12 packages.
+# Idempotent: packages already present are left alone, and apt-get is not called at all
+# when nothing is missing. Nothing is downloaded at build or test time; this is the only
+# place that talks to a package repository.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential g++ cmake ninja-build pkg-config git clang clang-14 libclang-rt-14-dev
+  clang-format clang-tidy
+  # libraries (see docs/dependencies.md for why each one is here)
+  nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
+  libcpp-httplib-dev libssl-dev
+  libnl-3-dev libnl-route-3-dev libnl-genl-3-dev libnl-nf-3-dev
+  libiptc-dev libipset-dev libusrsctp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # kernel tools used by the netns tests and by kproxy on a node
+  iptables iproute2 iputils-ping conntrack ipset procps kmod
+  # used by tests
+  python3 curl
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deploy/setup.sh: must run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "deploy/setup.sh: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "deploy/setup.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,50 @@
+#include "netns.h"
+
+#include <unistd.h>
+
+#include <sstream>
+
+namespace kproxy::testing {
+
+std::vector<std::string> Netns::list() {
+  std::vector<std::string> names;
+  RunResult r = run({"ip", "netns", "list"});
+  std::istringstream in(r.out);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto space = line.find(' ');
+    names.push_back(line.substr(0, space));
+  }
+  return names;
+}
+
+void Netns::remove_stale(const std::string& tag) {
+  const std::string prefix = "kpt-" + tag + "-";
+  for (const auto& n : list()) {
+    if (n.rfind(prefix, 0) == 0) run({"ip", "netns", "delete", n});
+  }
+}
+
+Netns::Netns(const std::string& tag) : name_("kpt-" + tag + "-" + std::to_string(getpid())) {
+  run({"ip", "netns", "delete", name_});
+  ok_ = run_ok({"ip", "netns", "add", name_}).exit_code == 0 &&
+        exec_ok({"ip", "link", "set", "lo", "up"}).exit_code == 0;
+}
+
+Netns::~Netns() { run({"ip", "netns", "delete", name_}); }
+
+RunResult Netns::exec(const std::vector<std::string>& argv, const std::string& input) const {
+  std::vector<std::string> full = {"ip", "netns", "exec", name_};
+  full.insert(full.end(), argv.begin(), argv.end());
+  return run(full, input);
+}
+
+RunResult Netns::exec_ok(const std::vector<std::string>& argv, const std::string& input) const {
+  std::vector<std::string> full = {"ip", "netns", "exec", name_};
+  full.insert(full.end(), argv.begin(), argv.end());
+  return run_ok(full, input);
+}
+
+bool can_create_netns() { return geteuid() == 0 && run({"ip", "-V"}).exit_code == 0; }
+
+}  // namespace kproxy::testing
