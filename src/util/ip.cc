@@ -11,11 +11,14 @@ namespace {
 // address, and refusing it early keeps error messages short.
 constexpr std::size_t kMaxAddressText = 64;
 
+// Built with append: GCC 12 at -O3 reports a false -Wrestrict on chained operator+ (GCC
+// bug 105329).
 std::string quoted(std::string_view text) {
-  if (text.size() > kMaxAddressText) {
-    return "\"" + std::string(text.substr(0, kMaxAddressText)) + "...\"";
-  }
-  return "\"" + std::string(text) + "\"";
+  std::string out = "\"";
+  out.append(text.substr(0, kMaxAddressText));
+  if (text.size() > kMaxAddressText) out.append("...");
+  out.push_back('"');
+  return out;
 }
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -240,8 +243,17 @@ std::string IpAddress::to_string() const {
 }
 
 std::string join_host_port(const IpAddress& ip, std::uint16_t port) {
-  if (ip.is_v6()) return "[" + ip.to_string() + "]:" + std::to_string(port);
-  return ip.to_string() + ":" + std::to_string(port);
+  std::string out;
+  if (ip.is_v6()) {
+    out.push_back('[');
+    out.append(ip.to_string());
+    out.push_back(']');
+  } else {
+    out.append(ip.to_string());
+  }
+  out.push_back(':');
+  out.append(std::to_string(port));
+  return out;
 }
 
 Expected<Cidr> Cidr::make(const IpAddress& address, int prefix_length) {

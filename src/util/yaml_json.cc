@@ -2,7 +2,6 @@
 
 #include <charconv>
 #include <cmath>
-#include <regex>
 #include <string>
 
 #include <yaml-cpp/yaml.h>
@@ -13,15 +12,45 @@ namespace {
 // Nesting deeper than this is refused rather than risking the stack on hostile input.
 constexpr int kMaxDepth = 64;
 
+bool digit(char c) { return c >= '0' && c <= '9'; }
+
+// [-+]?[0-9]+
+bool is_int(std::string_view s) {
+  std::size_t i = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
+  if (i == s.size()) return false;
+  for (; i < s.size(); ++i) {
+    if (!digit(s[i])) return false;
+  }
+  return true;
+}
+
+// [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+bool is_float(std::string_view s) {
+  std::size_t i = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
+  std::size_t int_digits = 0, frac_digits = 0;
+  while (i < s.size() && digit(s[i])) ++i, ++int_digits;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    while (i < s.size() && digit(s[i])) ++i, ++frac_digits;
+  }
+  if (int_digits == 0 && frac_digits == 0) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    std::size_t exp_digits = 0;
+    while (i < s.size() && digit(s[i])) ++i, ++exp_digits;
+    if (exp_digits == 0) return false;
+  }
+  return i == s.size();
+}
+
 // YAML 1.2 core schema, which is what sigs.k8s.io/yaml (go-yaml) resolves for the values
 // that occur in Kubernetes manifests and KubeProxyConfiguration.
 nlohmann::json plain_scalar(const std::string& s) {
   if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
   if (s == "true" || s == "True" || s == "TRUE") return true;
   if (s == "false" || s == "False" || s == "FALSE") return false;
-  static const std::regex kInt("[-+]?[0-9]+");
-  static const std::regex kFloat("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
-  if (std::regex_match(s, kInt)) {
+  if (is_int(s)) {
     const char* begin = s.data() + (s[0] == '+' ? 1 : 0);
     if (s[0] == '-') {
       std::int64_t v = 0;
@@ -37,7 +66,7 @@ nlohmann::json plain_scalar(const std::string& s) {
     }
     return s;  // out of range for 64 bits: keep the text, the consumer reports it
   }
-  if (std::regex_match(s, kFloat)) {
+  if (is_float(s)) {
     double d = std::strtod(s.c_str(), nullptr);
     if (std::isfinite(d)) return d;
   }

@@ -1,6 +1,9 @@
 #include "netns.h"
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <sstream>
 
@@ -19,9 +22,17 @@ std::vector<std::string> Netns::list() {
 }
 
 void Netns::remove_stale(const std::string& tag) {
+  // Only namespaces whose owner is gone: tests of the same tag may be running in parallel
+  // (ctest -j), and the name ends with the owner's pid.
   const std::string prefix = "kpt-" + tag + "-";
   for (const auto& n : list()) {
-    if (n.rfind(prefix, 0) == 0) run({"ip", "netns", "delete", n});
+    if (n.rfind(prefix, 0) != 0) continue;
+    const auto dash = n.rfind('-');
+    const std::string pid_text = n.substr(dash + 1);
+    if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t owner = static_cast<pid_t>(std::stol(pid_text));
+    if (owner == getpid() || kill(owner, 0) == 0 || errno != ESRCH) continue;
+    run({"ip", "netns", "delete", n});
   }
 }
 

@@ -28,7 +28,8 @@ class Netns {
   RunResult exec(const std::vector<std::string>& argv, const std::string& input = "") const;
   RunResult exec_ok(const std::vector<std::string>& argv, const std::string& input = "") const;
 
-  // Deletes every namespace whose name starts with "kpt-<tag>-" (leftovers of earlier runs).
+  // Deletes every namespace named "kpt-<tag>-<pid>" whose process is gone (leftovers of a
+  // crashed run); namespaces of live processes, such as parallel tests, are left alone.
   static void remove_stale(const std::string& tag);
   static std::vector<std::string> list();
 
