@@ -463,8 +463,7 @@ std::unique_ptr<ApiClient> make_api_client(const ClientConfig& config, const Api
   // request on a keep-alive connection that the server has just closed raises SIGPIPE,
   // whose default action kills the daemon. The write error is handled as a transport
   // error instead; nothing in kproxy wants SIGPIPE.
-  static std::once_flag ignore_sigpipe;
-  std::call_once(ignore_sigpipe, [] { std::signal(SIGPIPE, SIG_IGN); });
+  std::signal(SIGPIPE, SIG_IGN);
   return std::make_unique<HttpApiClient>(config, options);
 }
 

@@ -127,6 +127,9 @@ class Informer final : public ReflectorSink {
 
     model::ParseResult<T> parsed = parse_(object);
     for (const auto& r : parsed.rejections) on_reject_(r);
+    if (parsed.more_rejections > 0) {
+      spdlog::warn("{} {}: {} more problems not listed", kind_, key, parsed.more_rejections);
+    }
     if (!parsed.value) {
       if (it != cache_.end() && it->second.value) {
         spdlog::warn("{} {}: the new version is unusable; keeping the previous one in force", kind_, key);
