@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <condition_variable>
+#include <deque>
+#include <thread>
 #include <random>
 
 #include "kproxy/k8s/list_stream.h"
@@ -15,7 +17,85 @@ bool too_large_rv(const ApiStatus& s) {
   return s.code == 504 && s.message.find("Too large resource version") != std::string::npos;
 }
 
+// Hands list items to worker threads that parse them and feed the sink, so that receiving
+// and splitting the body (the reader) overlaps parsing and validating it (the workers). A
+// bounded queue keeps memory flat; the first error stops the list.
+class ItemPipeline {
+ public:
+  ItemPipeline(ReflectorSink& sink, int workers) : sink_(sink) {
+    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { work(); });
+  }
+  ~ItemPipeline() { (void)finish(); }
+
+  Status push(std::string_view text) {
+    if (threads_.empty()) return deliver(text);
+    std::unique_lock lock(mu_);
+    not_full_.wait(lock, [this] { return queue_.size() < kCapacity || !error_.ok(); });
+    if (!error_.ok()) return error_;
+    queue_.emplace_back(text);
+    not_empty_.notify_one();
+    return {};
+  }
+
+  // Waits for every queued item; the first error of any worker.
+  Status finish() {
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+    }
+    not_empty_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    std::lock_guard lock(mu_);
+    return error_;
+  }
+
+ private:
+  static constexpr std::size_t kCapacity = 256;
+
+  Status deliver(std::string_view text) {
+    nlohmann::json item = nlohmann::json::parse(text, nullptr, false);
+    if (item.is_discarded()) return Error("an item is not valid JSON");
+    sink_.list_item(std::move(item));
+    return {};
+  }
+
+  void work() {
+    for (;;) {
+      std::string text;
+      {
+        std::unique_lock lock(mu_);
+        not_empty_.wait(lock, [this] { return !queue_.empty() || closed_; });
+        if (queue_.empty()) return;
+        text = std::move(queue_.front());
+        queue_.pop_front();
+        not_full_.notify_one();
+        if (!error_.ok()) continue;  // drain without work after a failure
+      }
+      Status s = deliver(text);
+      if (!s.ok()) {
+        std::lock_guard lock(mu_);
+        if (error_.ok()) error_ = s;
+        not_full_.notify_all();
+      }
+    }
+  }
+
+  ReflectorSink& sink_;
+  std::mutex mu_;
+  std::condition_variable not_empty_, not_full_;
+  std::deque<std::string> queue_;
+  bool closed_ = false;
+  Status error_;
+  std::vector<std::thread> threads_;
+};
+
 }  // namespace
+
+int default_list_workers() {
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  return std::clamp(cores - 1, 1, 3);
+}
 
 std::string object_key(const nlohmann::json& object) {
   if (!object.is_object()) return {};
@@ -109,7 +189,6 @@ Status Reflector::list(std::stop_token stop, ListRv mode) {
   ++stats_.lists;
   std::string list_rv;
   std::string cont;
-  bool begun = false;  // begin_list() called for this attempt
   const std::string limit = std::to_string(options_.page_size);
   for (int page = 0;; ++page) {
     if (stop.stop_requested()) return Error("stopped");
@@ -128,25 +207,19 @@ Status Reflector::list(std::stop_token stop, ListRv mode) {
     }
 
     // The body is scanned as it arrives: each item is parsed and handed to the sink at
-    // once, so neither the list's text nor its JSON tree is ever held whole.
+    // once (by the workers), so neither the list's text nor its JSON tree is ever held whole.
+    if (page == 0) sink_.begin_list();
     ListStreamParser parser(options_.max_event_bytes);
+    ItemPipeline pipeline(sink_, options_.list_workers);
     Status scan;
-    auto on_item = [&](std::string_view text) -> Status {
-      nlohmann::json item = nlohmann::json::parse(text, nullptr, false);
-      if (item.is_discarded()) return Error("an item is not valid JSON");
-      if (!begun) {
-        sink_.begin_list();
-        begun = true;
-      }
-      sink_.list_item(std::move(item));
-      return {};
-    };
+    auto on_item = [&](std::string_view text) { return pipeline.push(text); };
     auto on_data = [&](std::string_view chunk) {
       stats_.bytes_received += chunk.size();
       scan = parser.feed(chunk, on_item);
       return scan.ok() && !stop.stop_requested();
     };
     auto end = client_->stream(path, on_data, options_.list_idle_timeout);
+    if (Status s = pipeline.finish(); !s.ok() && scan.ok()) scan = s;
     if (!end) return Error(spec_.kind + " list failed: " + end.error());
     if (end->cancelled || stop.stop_requested()) return Error("stopped");
     ++stats_.list_pages;
@@ -159,7 +232,6 @@ Status Reflector::list(std::stop_token stop, ListRv mode) {
           spdlog::info("{} list: continue token expired after {} pages; restarting the list", spec_.kind, page);
         }
         cont.clear();
-        begun = false;
         mode = ListRv::kConsistent;
         page = -1;
         continue;
@@ -167,7 +239,6 @@ Status Reflector::list(std::stop_token stop, ListRv mode) {
       if (mode != ListRv::kConsistent && (is_expired(s) || too_large_rv(s))) {
         // The RV we asked for is unavailable: retry at once as a consistent read.
         mode = ListRv::kConsistent;
-        begun = false;
         page = -1;
         continue;
       }
@@ -190,7 +261,6 @@ Status Reflector::list(std::stop_token stop, ListRv mode) {
     if (cont.empty()) break;
   }
   if (list_rv.empty()) return Error(spec_.kind + " list: response has no metadata.resourceVersion");
-  if (!begun) sink_.begin_list();
   sink_.end_list(list_rv);
   set_rv(list_rv);
   if (log::v(2)) spdlog::info("{} list complete at resourceVersion {}", spec_.kind, list_rv);

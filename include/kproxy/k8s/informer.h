@@ -40,7 +40,8 @@ class InformerHandler {
   virtual void on_synced() = 0;
 };
 
-// Receives every rejection, on the informer's (reflector's) thread. The default logs it.
+// Receives every rejection, on the reflector's thread or its list workers, possibly from
+// several threads at once: it must be thread-safe. The default logs it.
 using RejectionSink = std::function<void(const model::Rejection&)>;
 void log_rejection(const model::Rejection& rejection);
 
@@ -59,11 +60,9 @@ class Informer final : public ReflectorSink {
     listed_.clear();
   }
 
-  void list_item(nlohmann::json item) override {
-    std::lock_guard lock(mu_);
-    std::string key = upsert_locked(item);
-    if (!key.empty()) listed_.insert(std::move(key));
-  }
+  // Safe to call from several threads at once: the reflector validates a list's items on
+  // worker threads. Validation runs outside the lock; only the cache update is serialized.
+  void list_item(nlohmann::json item) override { upsert(item, /*listed=*/true); }
 
   void end_list(const std::string& resource_version) override {
     std::lock_guard lock(mu_);
@@ -81,16 +80,15 @@ class Informer final : public ReflectorSink {
   }
 
   void apply(WatchEventType type, nlohmann::json object) override {
-    std::lock_guard lock(mu_);
-    if (type == WatchEventType::kDeleted) {
-      std::string key = object_key(object);
-      auto it = cache_.find(key);
-      if (it == cache_.end()) return;
-      if (it->second.value) post_delete(it->second.value);
-      cache_.erase(it);
+    if (type != WatchEventType::kDeleted) {
+      upsert(object, /*listed=*/false);
       return;
     }
-    upsert_locked(object);
+    std::lock_guard lock(mu_);
+    auto it = cache_.find(object_key(object));
+    if (it == cache_.end()) return;
+    if (it->second.value) post_delete(it->second.value);
+    cache_.erase(it);
   }
 
   bool has_synced() const { return synced_.load(); }
@@ -112,25 +110,36 @@ class Informer final : public ReflectorSink {
     Ptr value;  // null while no version of the object has been usable
   };
 
-  // Returns the key of the object, or "" when it has none (reported, skipped).
-  std::string upsert_locked(const nlohmann::json& object) {
+  // Validates the object (outside the lock) and updates the cache (under it). With `listed`
+  // the key counts as seen by the list in progress. Reports and skips an object without a name.
+  void upsert(const nlohmann::json& object, bool listed) {
     std::string key = object_key(object);
     if (key.empty()) {
       on_reject_(model::Rejection{kind_, "(unknown)", "metadata.name", "", model::RejectReason::kMissingField,
                                   "is required"});
-      return {};
+      return;
     }
     std::string rv = object_resource_version(object);
-    auto it = cache_.find(key);
-    // The same resourceVersion is the same object: a relist repeats what we hold.
-    if (it != cache_.end() && !rv.empty() && it->second.resource_version == rv) return key;
+    {
+      std::lock_guard lock(mu_);
+      auto it = cache_.find(key);
+      // The same resourceVersion is the same object: a relist repeats what we hold.
+      if (it != cache_.end() && !rv.empty() && it->second.resource_version == rv) {
+        if (listed) listed_.insert(std::move(key));
+        return;
+      }
+    }
 
     model::ParseResult<T> parsed = parse_(object);
     for (const auto& r : parsed.rejections) on_reject_(r);
     if (parsed.more_rejections > 0) {
       spdlog::warn("{} {}: {} more problems not listed", kind_, key, parsed.more_rejections);
     }
-    if (!parsed.value) {
+    Ptr fresh = parsed.value ? std::make_shared<const T>(std::move(*parsed.value)) : nullptr;
+
+    std::lock_guard lock(mu_);
+    auto it = cache_.find(key);
+    if (!fresh) {
       if (it != cache_.end() && it->second.value) {
         spdlog::warn("{} {}: the new version is unusable; keeping the previous one in force", kind_, key);
       }
@@ -139,10 +148,7 @@ class Informer final : public ReflectorSink {
       } else {
         it->second.resource_version = rv;
       }
-      return key;
-    }
-    auto fresh = std::make_shared<const T>(std::move(*parsed.value));
-    if (it == cache_.end()) {
+    } else if (it == cache_.end()) {
       cache_.emplace(key, Entry{rv, fresh});
       post_add(fresh);
     } else if (!it->second.value) {
@@ -154,7 +160,7 @@ class Informer final : public ReflectorSink {
       // Manifests carry no resourceVersion: an unchanged file must not look like an update.
       if (!(*old == *fresh)) post_update(old, fresh);
     }
-    return key;
+    if (listed) listed_.insert(std::move(key));
   }
 
   void post_add(Ptr p) {

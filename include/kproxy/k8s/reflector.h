@@ -49,6 +49,7 @@ class ReflectorSink {
  public:
   virtual ~ReflectorSink() = default;
   virtual void begin_list() = 0;
+  // May be called from several threads at once (the reflector's list workers).
   virtual void list_item(nlohmann::json item) = 0;
   // The list was complete: the state at `resource_version`. The sink removes what the list
   // did not hold (a relist after a 410 thereby delivers the deletes it missed).
@@ -64,11 +65,17 @@ class ReflectorSink {
   }
 };
 
+// One per core beyond the first, at most 3: the reader thread keeps one busy.
+int default_list_workers();
+
 struct ReflectorOptions {
   int page_size = 500;  // client-go's pager default
   // Larger than any object the API server stores (etcd's default limit is 1.5 MiB, the
   // apiserver's request limit 3 MiB) plus the event envelope.
   std::size_t max_event_bytes = 8u << 20;
+  // Threads that parse and validate list items while the reflector's own thread keeps
+  // receiving and splitting the body; 0 does it all on the reflector's thread.
+  int list_workers = default_list_workers();
   // A list response silent for this long is dead (lists stream; there is no total limit).
   std::chrono::milliseconds list_idle_timeout{std::chrono::seconds(60)};
   Backoff::Params backoff{};

@@ -236,15 +236,16 @@ TEST_P(RelistAfterExpiry, DeliversTheDeletesAndAddsThatWereMissed) {
   ASSERT_TRUE(api.wait_for_watches(1, 10s, "services"));
   ASSERT_TRUE(eventually([&] { return recorder.saw("synced"); }));
 
-  // Hold the reflector inside the next event, then change the world behind its back,
-  // compact the history and cut its watch: it must come back through a relist.
+  // Hold the reflector inside the next event, cut its watch (so it can see no later event),
+  // change the world behind its back and compact the history: it must come back through
+  // a relist.
   gate.arm();
   api.upsert("services", service("trigger", "10.96.0.3"));
   ASSERT_TRUE(gate.wait_blocked(10s));
+  api.drop_watches();
   api.remove("services", "default", "goes");
   api.upsert("services", service("arrives", "10.96.0.4"));
   api.compact();
-  api.drop_watches();
   gate.release();
 
   ASSERT_TRUE(eventually([&] { return recorder.saw("delete goes") && recorder.saw("add arrives"); }));
