@@ -18,7 +18,8 @@ bool too_large_rv(const ApiStatus& s) {
 }
 
 // Hands list items to worker threads that parse them and feed the sink, so that receiving
-// and splitting the body (the reader) overlaps parsing and validating it (the workers). A
+// and splitting the body (the reader) overlaps parsing and validating it (the workers).
+// Items travel in batches: a wake-up per item cost more than the parse it handed over. A
 // bounded queue keeps memory flat; the first error stops the list.
 class ItemPipeline {
  public:
@@ -29,16 +30,14 @@ class ItemPipeline {
 
   Status push(std::string_view text) {
     if (threads_.empty()) return deliver(text);
-    std::unique_lock lock(mu_);
-    not_full_.wait(lock, [this] { return queue_.size() < kCapacity || !error_.ok(); });
-    if (!error_.ok()) return error_;
-    queue_.emplace_back(text);
-    not_empty_.notify_one();
-    return {};
+    batch_.emplace_back(text);
+    if (batch_.size() < kBatch) return {};
+    return flush();
   }
 
   // Waits for every queued item; the first error of any worker.
   Status finish() {
+    if (!batch_.empty()) (void)flush();
     {
       std::lock_guard lock(mu_);
       closed_ = true;
@@ -51,7 +50,19 @@ class ItemPipeline {
   }
 
  private:
-  static constexpr std::size_t kCapacity = 256;
+  static constexpr std::size_t kBatch = 64;
+  static constexpr std::size_t kCapacity = 8;  // batches
+
+  Status flush() {
+    std::unique_lock lock(mu_);
+    not_full_.wait(lock, [this] { return queue_.size() < kCapacity || !error_.ok(); });
+    if (!error_.ok()) return error_;
+    queue_.push_back(std::move(batch_));
+    batch_.clear();
+    lock.unlock();
+    not_empty_.notify_one();
+    return {};
+  }
 
   Status deliver(std::string_view text) {
     nlohmann::json item = nlohmann::json::parse(text, nullptr, false);
@@ -62,29 +73,33 @@ class ItemPipeline {
 
   void work() {
     for (;;) {
-      std::string text;
+      std::vector<std::string> batch;
       {
         std::unique_lock lock(mu_);
         not_empty_.wait(lock, [this] { return !queue_.empty() || closed_; });
         if (queue_.empty()) return;
-        text = std::move(queue_.front());
+        batch = std::move(queue_.front());
         queue_.pop_front();
-        not_full_.notify_one();
         if (!error_.ok()) continue;  // drain without work after a failure
       }
-      Status s = deliver(text);
-      if (!s.ok()) {
-        std::lock_guard lock(mu_);
-        if (error_.ok()) error_ = s;
-        not_full_.notify_all();
+      not_full_.notify_one();
+      for (const auto& text : batch) {
+        Status s = deliver(text);
+        if (!s.ok()) {
+          std::lock_guard lock(mu_);
+          if (error_.ok()) error_ = s;
+          not_full_.notify_all();
+          break;
+        }
       }
     }
   }
 
   ReflectorSink& sink_;
+  std::vector<std::string> batch_;  // the reader's batch being filled
   std::mutex mu_;
   std::condition_variable not_empty_, not_full_;
-  std::deque<std::string> queue_;
+  std::deque<std::vector<std::string>> queue_;
   bool closed_ = false;
   Status error_;
   std::vector<std::thread> threads_;
