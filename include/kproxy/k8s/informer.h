@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kproxy/informer_handler.h"
 #include "kproxy/k8s/event_queue.h"
 #include "kproxy/k8s/reflector.h"
 #include "kproxy/log.h"
@@ -28,17 +29,7 @@
 
 namespace kproxy::k8s {
 
-template <typename T>
-class InformerHandler {
- public:
-  using Ptr = std::shared_ptr<const T>;
-  virtual ~InformerHandler() = default;
-  virtual void on_add(const Ptr& object) = 0;
-  virtual void on_update(const Ptr& old_object, const Ptr& new_object) = 0;
-  virtual void on_delete(const Ptr& object) = 0;
-  // The first complete list has been delivered (client-go's HasSynced).
-  virtual void on_synced() = 0;
-};
+using kproxy::InformerHandler;
 
 // Receives every rejection, on the reflector's thread or its list workers, possibly from
 // several threads at once: it must be thread-safe. The default logs it.
