@@ -54,6 +54,7 @@ std::vector<ServicePortInfo> service_port_infos(const model::Service& service, I
   for (const Cidr& cidr : service.load_balancer_source_ranges) {
     if (cidr.family() == family) common.load_balancer_source_ranges.push_back(cidr);
   }
+  common.load_balancer_source_ranges_complete = service.load_balancer_source_ranges_complete;
   common.session_affinity = service.session_affinity;
   if (service.session_affinity == model::SessionAffinity::kClientIP) {
     common.sticky_max_age_seconds = service.session_affinity_timeout_seconds;

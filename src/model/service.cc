@@ -319,13 +319,26 @@ void read_external_ips(const Field& spec, Service& svc) {
 
 void read_source_ranges(const Field& spec, Service& svc) {
   Field list = spec.member("loadBalancerSourceRanges");
-  if (!list.is_array(Severity::kDrop)) return;
+  if (!list.present()) return;
+  // Any refused entry marks the list incomplete: an empty list means "no firewall", so a
+  // list whose every entry was refused must not be read as one (see Service).
+  if (!list.is_array(Severity::kDrop)) {
+    svc.load_balancer_source_ranges_complete = false;
+    return;
+  }
   for (std::size_t i = 0; i < list.size(); ++i) {
     Field entry = list.at(i);
-    if (!entry_present(entry, Severity::kDrop)) continue;
+    if (!entry_present(entry, Severity::kDrop)) {
+      svc.load_balancer_source_ranges_complete = false;
+      continue;
+    }
     // Trimmed: "LoadBalancerSourceRanges validation mistakenly allows whitespace padding"
     // (serviceport.go).
-    if (auto cidr = entry.cidr(Severity::kDrop, true)) svc.load_balancer_source_ranges.push_back(*cidr);
+    if (auto cidr = entry.cidr(Severity::kDrop, true)) {
+      svc.load_balancer_source_ranges.push_back(*cidr);
+    } else {
+      svc.load_balancer_source_ranges_complete = false;
+    }
   }
 }
 

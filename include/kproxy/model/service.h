@@ -77,6 +77,11 @@ struct Service {
   std::vector<LoadBalancerIngress> load_balancer_ingress;
   // Whitespace-trimmed, as kube-proxy trims them (API validation allowed padding).
   std::vector<Cidr> load_balancer_source_ranges;
+  // False when some source range was refused. An empty list means "no firewall" (kube-proxy
+  // programs KUBE-FW only for a non-empty list), so dropping the bad entries fails open: a
+  // list whose every entry was refused would admit every client. Backends must fail closed
+  // when this is false (admit only the valid ranges, none if there are none).
+  bool load_balancer_source_ranges_complete = true;
   SessionAffinity session_affinity = SessionAffinity::kNone;
   // Meaningful only for ClientIP; kept at the default otherwise so that equal behaviour
   // compares equal.

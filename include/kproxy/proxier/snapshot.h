@@ -54,6 +54,9 @@ struct ServicePortInfo {
   // to the node instead (newBaseServiceInfo, proxyutil.IsVIPMode).
   std::vector<IpAddress> load_balancer_vips;
   std::vector<Cidr> load_balancer_source_ranges;
+  // model::Service::load_balancer_source_ranges_complete: false when some range was refused,
+  // and the renderer must then fail closed rather than read a short list as "no firewall".
+  bool load_balancer_source_ranges_complete = true;
   model::SessionAffinity session_affinity = model::SessionAffinity::kNone;
   // The ClientIP affinity timeout; 0 unless affinity is ClientIP (stickyMaxAgeSeconds).
   std::uint32_t sticky_max_age_seconds = 0;

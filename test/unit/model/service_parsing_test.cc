@@ -171,6 +171,28 @@ TEST(ServiceParsing, TrimsWhitespaceAroundSourceRangesAsKubeProxyDoes) {
   EXPECT_EQ(svc.load_balancer_source_ranges, (std::vector<Cidr>{cidr("10.0.0.0/8"), cidr("192.168.0.0/16")}));
 }
 
+// An empty list means "no firewall": a list whose entries were all refused must not read as
+// one, so the Service says that its list is incomplete and backends fail closed.
+TEST(ServiceParsing, MarksSourceRangesIncompleteWhenAnEntryIsRefused) {
+  EXPECT_TRUE(parse_ok(base_service()).load_balancer_source_ranges_complete);
+  EXPECT_TRUE(parse_ok(with(base_service(), "/spec/loadBalancerSourceRanges", {"10.0.0.0/8"}))
+                  .load_balancer_source_ranges_complete);
+
+  auto all_bad = parse_service(with(base_service(), "/spec/loadBalancerSourceRanges", {"10.0.0.0/33", "nope"}));
+  ASSERT_TRUE(all_bad.ok());
+  EXPECT_TRUE(all_bad.value->load_balancer_source_ranges.empty());
+  EXPECT_FALSE(all_bad.value->load_balancer_source_ranges_complete);
+
+  auto one_bad = parse_service(with(base_service(), "/spec/loadBalancerSourceRanges", {"10.0.0.0/8", "nope"}));
+  ASSERT_TRUE(one_bad.ok());
+  EXPECT_EQ(one_bad.value->load_balancer_source_ranges, std::vector<Cidr>{cidr("10.0.0.0/8")});
+  EXPECT_FALSE(one_bad.value->load_balancer_source_ranges_complete);
+
+  auto not_a_list = parse_service(with(base_service(), "/spec/loadBalancerSourceRanges", "10.0.0.0/8"));
+  ASSERT_TRUE(not_a_list.ok());
+  EXPECT_FALSE(not_a_list.value->load_balancer_source_ranges_complete);
+}
+
 TEST(ServiceParsing, DerivesClusterIPsFromClusterIPWhenTheListIsAbsent) {
   auto object = base_service();
   object["spec"].erase("clusterIPs");
