@@ -436,7 +436,8 @@ const std::vector<Flag>& flags() {
        }},
       {"sctp-userspace-mode", 0, "", "", Scope::kConfig, "kproxy.sctpUserspaceMode", false,
        "kproxy: serve SCTP Services with kproxy's userspace SCTP proxy instead of the kernel's SCTP module, and taint "
-       "the node with --sctp-userspace-taint.",
+       "the node with --sctp-userspace-taint. Parsed and validated; not acted on until the userspace SCTP backend "
+       "lands.",
        "",
        [](State& s, const std::vector<std::string>& v) { return set_bool(v, s.config.kproxy.sctp_userspace_mode); }},
       {"sctp-userspace-taint", 0, "string", KproxyExtension::kDefaultSctpTaint, Scope::kConfig,
