@@ -1,0 +1,155 @@
+// The iptables rule set as data: tables -> chains -> rules, each rule a list of typed match
+// terms and one target.
+//
+// The renderer (render.h) builds it, the packet tracer (tracer.h) walks it, and
+// restore_payload() serializes it to iptables-restore text. Terms keep the order kube-proxy
+// writes its arguments in, so the text of a rule is byte-for-byte kube-proxy's
+// (pkg/proxy/iptables/proxier.go, syncProxyRules). Only what kproxy writes is modelled: a
+// match kproxy never emits has no term here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "kproxy/ip.h"
+#include "kproxy/kernel/iptables_runner.h"
+#include "kproxy/model/protocol.h"
+
+namespace kproxy::iptables {
+
+using kernel::Table;
+
+// ---- Match terms -------------------------------------------------------------------------
+
+// -m comment --comment TEXT (quoted when TEXT has a space, as kube-proxy writes it).
+struct Comment {
+  std::string text;
+};
+// -m PROTO -p PROTO
+struct Protocol {
+  model::Protocol protocol = model::Protocol::kTcp;
+};
+// [!] -s CIDR / [!] -d CIDR. A host address prints without its /32 or /128, as kube-proxy
+// writes it.
+struct Address {
+  enum class Direction { kSource, kDestination };
+  Direction direction = Direction::kDestination;
+  Cidr cidr;
+  bool negated = false;
+  // Print a host CIDR with its prefix length ("::1/128"), where kube-proxy writes one.
+  bool keep_prefix = false;
+};
+// --dport N (after a Protocol term).
+struct DestinationPort {
+  std::uint16_t port = 0;
+};
+// -i NAME, or -i PREFIX+ when `prefix`.
+struct InInterface {
+  std::string name;
+  bool prefix = false;
+  bool negated = false;
+};
+// -m addrtype --src-type LOCAL / --dst-type LOCAL
+struct AddrTypeLocal {
+  bool source = false;  // --src-type, else --dst-type
+};
+// -m mark [!] --mark VALUE/MASK
+struct Mark {
+  std::uint32_t value = 0;
+  std::uint32_t mask = 0;
+  bool negated = false;
+};
+// -m conntrack [!] --ctstate S1,S2,...
+struct ConntrackState {
+  enum State : std::uint8_t { kNew = 1, kEstablished = 2, kRelated = 4, kInvalid = 8, kDnat = 16 };
+  std::uint8_t states = 0;  // bit set of State
+  bool negated = false;
+};
+// -m statistic --mode random --probability P (printed "%0.10f").
+struct Probability {
+  double p = 1.0;
+};
+// -m recent --name NAME --rcheck --seconds N --reap
+struct RecentCheck {
+  std::string name;
+  std::uint32_t seconds = 0;
+};
+// -m recent --name NAME --set
+struct RecentSet {
+  std::string name;
+};
+
+using Term = std::variant<Comment, Protocol, Address, DestinationPort, InInterface, AddrTypeLocal, Mark,
+                          ConntrackState, Probability, RecentCheck, RecentSet>;
+
+// ---- Targets -----------------------------------------------------------------------------
+
+// No target: the rule only counts (kube-proxy's last KUBE-FW- rule).
+struct NoTarget {};
+// -j CHAIN
+struct Jump {
+  std::string chain;
+};
+// -j ACCEPT / DROP / RETURN / REJECT
+struct Verdict {
+  enum class Kind { kAccept, kDrop, kReturn, kReject };
+  Kind kind = Kind::kAccept;
+};
+// -j DNAT --to-destination IP:PORT
+struct Dnat {
+  IpAddress ip;
+  std::uint16_t port = 0;
+};
+// -j MARK --or-mark V / --xor-mark V
+struct SetMark {
+  enum class Op { kOr, kXor };
+  Op op = Op::kOr;
+  std::uint32_t value = 0;
+};
+// -j MASQUERADE [--random-fully]
+struct Masquerade {
+  bool random_fully = false;
+};
+
+using Target = std::variant<NoTarget, Jump, Verdict, Dnat, SetMark, Masquerade>;
+
+struct Rule {
+  std::vector<Term> terms;
+  Target target;
+};
+
+struct Chain {
+  std::string name;
+  std::vector<Rule> rules;
+};
+
+// ---- Text --------------------------------------------------------------------------------
+
+// A mark as kube-proxy prints it: Go's "%#08x" (0x4000 -> "0x004000").
+std::string format_mark(std::uint32_t value);
+// A probability as kube-proxy prints it: "%0.10f".
+std::string format_probability(double p);
+
+// The arguments of a rule after "-A CHAIN", joined by single spaces, comments quoted when
+// they contain a space: exactly the line kube-proxy writes, minus "-A CHAIN ".
+std::string rule_spec(const Rule& rule);
+// The same as separate arguments (no quoting), for `iptables -C/-I` command lines.
+std::vector<std::string> rule_args(const Rule& rule);
+
+// One table block of an iptables-restore payload.
+struct TableBlock {
+  Table table = Table::kNat;
+  // Chains declared (":NAME - [0:0]") and therefore flushed, in this order, followed by
+  // their rules in the same order.
+  std::vector<const Chain*> chains;
+  // Chains to delete ("-X NAME"), after the rules.
+  std::vector<std::string> deleted_chains;
+};
+
+// "*table\n:CHAIN - [0:0]\n...-A CHAIN ...\n-X CHAIN\nCOMMIT\n" for each block.
+std::string restore_payload(const std::vector<TableBlock>& blocks);
+
+}  // namespace kproxy::iptables
