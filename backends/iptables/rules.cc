@@ -210,6 +210,12 @@ std::string restore_payload(const std::vector<TableBlock>& blocks) {
       out += chain->name;
       out += " - [0:0]\n";
     }
+    // A chain is flushed by its declaration before it can be deleted (kube-proxy does the same).
+    for (const std::string& name : block.deleted_chains) {
+      out += ':';
+      out += name;
+      out += " - [0:0]\n";
+    }
     for (const Chain* chain : block.chains) {
       for (const Rule& rule : chain->rules) {
         out += "-A ";

@@ -76,6 +76,28 @@ Expected<bool> ExecIptablesRunner::chain_exists(Table table, std::string_view ch
   return Error(failure(argv, *r));
 }
 
+Expected<bool> ExecIptablesRunner::ensure_rule(Table table, std::string_view chain,
+                                               const std::vector<std::string>& args) {
+  auto command = [&](const char* op) {
+    std::vector<std::string> argv{binary(""), "-w", std::to_string(options_.wait_seconds), "-W",
+                                  std::to_string(options_.wait_interval_us), "-t", std::string(table_name(table)),
+                                  op, std::string(chain)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return with_prefix(std::move(argv));
+  };
+  const auto check = command("-C");
+  auto r = run_command(check, "", options_.timeout);
+  if (!r.ok()) return Error(r.error());
+  if (r->exit_code == 0) return false;
+  // Exit status 1: no such rule. Anything else (a lock timeout, status 4) is an error.
+  if (r->exit_code != 1) return Error(failure(check, *r));
+  const auto insert = command("-I");
+  r = run_command(insert, "", options_.timeout);
+  if (!r.ok()) return Error(r.error());
+  if (r->exit_code != 0) return Error(failure(insert, *r));
+  return true;
+}
+
 bool has_kubelet_chains(std::string_view out) {
   for (std::string_view name : {":KUBE-IPTABLES-HINT", ":KUBE-KUBELET-CANARY"}) {
     std::size_t pos = 0;

@@ -145,7 +145,7 @@ struct TableBlock {
   // Chains declared (":NAME - [0:0]") and therefore flushed, in this order, followed by
   // their rules in the same order.
   std::vector<const Chain*> chains;
-  // Chains to delete ("-X NAME"), after the rules.
+  // Chains to delete: declared (which flushes them), then "-X NAME" after the rules.
   std::vector<std::string> deleted_chains;
 };
 

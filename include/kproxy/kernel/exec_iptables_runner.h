@@ -43,6 +43,7 @@ class ExecIptablesRunner final : public IptablesRunner {
   Status restore(std::string_view payload, RestoreFlags flags) override;
   Expected<std::string> save(Table table) override;
   Expected<bool> chain_exists(Table table, std::string_view chain) override;
+  Expected<bool> ensure_rule(Table table, std::string_view chain, const std::vector<std::string>& args) override;
   IptablesFlavour flavour() const override { return options_.flavour; }
   IpFamily family() const override { return options_.family; }
 

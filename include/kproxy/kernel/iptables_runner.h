@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "kproxy/status.h"
 
@@ -46,6 +47,11 @@ class IptablesRunner {
   // Whether a chain exists in a table (iptables -S CHAIN); cheap, for the canary. A missing
   // chain is `false`, not an error; errors are lock timeouts and failures to run iptables.
   virtual Expected<bool> chain_exists(Table table, std::string_view chain) = 0;
+
+  // kube-proxy's EnsureRule(Prepend): if no rule in CHAIN equals ARGS (iptables -C), insert
+  // it at the top (iptables -I CHAIN). Returns whether it was inserted. For the jumps from
+  // built-in chains, which a restore with --noflush cannot ensure without duplicating them.
+  virtual Expected<bool> ensure_rule(Table table, std::string_view chain, const std::vector<std::string>& args) = 0;
 
   virtual IptablesFlavour flavour() const = 0;
   virtual IpFamily family() const = 0;

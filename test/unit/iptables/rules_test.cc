@@ -62,6 +62,7 @@ TEST(RulesText, RestorePayloadDeclaresChainsThenRulesThenDeletes) {
             "*filter\n"
             ":KUBE-A - [0:0]\n"
             ":KUBE-B - [0:0]\n"
+            ":KUBE-OLD - [0:0]\n"
             "-A KUBE-A -j KUBE-B\n"
             "-A KUBE-B -j ACCEPT\n"
             "-X KUBE-OLD\n"

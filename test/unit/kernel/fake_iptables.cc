@@ -362,6 +362,30 @@ Expected<bool> FakeIptables::chain_exists(Table t, std::string_view name) {
   return chain(t, std::string(name)) != nullptr;
 }
 
+Expected<bool> FakeIptables::ensure_rule(Table t, std::string_view name, const std::vector<std::string>& args) {
+  ++ensure_rule_calls_;
+  auto& chains = tables_.at(t).chains;
+  auto it = chains.find(std::string(name));
+  if (it == chains.end()) return Error("fake iptables: -C " + std::string(name) + ": no chain by that name");
+  std::string line;
+  for (const auto& a : args) {
+    if (!line.empty()) line += ' ';
+    line += a.find(' ') == std::string::npos ? a : '"' + a + '"';
+  }
+  std::string err;
+  const std::string spec = join(tokenize(line, &err), 0);
+  if (!err.empty()) return Error("fake iptables: " + err);
+  for (const auto& target : spec_targets(spec)) {
+    if (target.starts_with("KUBE-") && chains.find(target) == chains.end()) {
+      return Error("fake iptables: -I " + std::string(name) + ": jump to missing chain " + target);
+    }
+  }
+  auto& rules = it->second.rules;
+  if (std::find(rules.begin(), rules.end(), spec) != rules.end()) return false;
+  rules.insert(rules.begin(), spec);
+  return true;
+}
+
 std::string kube_chains_view(std::string_view save_output) {
   std::set<std::string> decls;
   std::map<std::string, std::vector<std::string>> rules;

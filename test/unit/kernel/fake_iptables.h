@@ -30,6 +30,7 @@ class FakeIptables final : public IptablesRunner {
   Status restore(std::string_view payload, RestoreFlags flags) override;
   Expected<std::string> save(Table table) override;
   Expected<bool> chain_exists(Table table, std::string_view chain) override;
+  Expected<bool> ensure_rule(Table table, std::string_view chain, const std::vector<std::string>& args) override;
   IptablesFlavour flavour() const override { return flavour_; }
   IpFamily family() const override { return family_; }
 
@@ -38,6 +39,7 @@ class FakeIptables final : public IptablesRunner {
   const Chain* chain(Table t, const std::string& name) const;
   int restore_calls() const { return restore_calls_; }
   int save_calls() const { return save_calls_; }
+  int ensure_rule_calls() const { return ensure_rule_calls_; }
   // The next restore() fails with this message and changes nothing (a lock timeout, say).
   void fail_next_restore(std::string message) { fail_next_ = std::move(message); }
 
@@ -47,6 +49,7 @@ class FakeIptables final : public IptablesRunner {
   std::map<Table, TableState> tables_;
   int restore_calls_ = 0;
   int save_calls_ = 0;
+  int ensure_rule_calls_ = 0;
   std::optional<std::string> fail_next_;
 };
 

@@ -1,0 +1,104 @@
+#include "kproxy/iptables/proxier.h"
+
+#include <algorithm>
+
+#include "kproxy/log.h"
+
+namespace kproxy::iptables {
+
+IptablesProxier::IptablesProxier(kernel::IptablesRunner& runner, IptablesProxierOptions options)
+    : runner_(runner), options_(std::move(options)) {}
+
+std::set<std::string> service_chains_in_save(std::string_view save_output) {
+  std::set<std::string> out;
+  std::size_t start = 0;
+  while (start < save_output.size()) {
+    std::size_t end = save_output.find('\n', start);
+    if (end == std::string_view::npos) end = save_output.size();
+    std::string_view line = save_output.substr(start, end - start);
+    start = end + 1;
+    if (line.empty() || line.front() != ':') continue;
+    line.remove_prefix(1);
+    const std::string_view name = line.substr(0, line.find(' '));
+    if (is_service_chain(name)) out.emplace(name);
+  }
+  return out;
+}
+
+Status IptablesProxier::load_kernel_chains() {
+  auto saved = runner_.save(Table::kNat);
+  if (!saved.ok()) return Error("reading the nat table's chains: " + saved.error());
+  kernel_chains_ = service_chains_in_save(*saved);
+  if (log::v(2)) spdlog::info("iptables: {} service chains found in nat at startup", kernel_chains_->size());
+  return {};
+}
+
+Status IptablesProxier::ensure_jumps() {
+  figures_.jumps_inserted = 0;
+  for (const BuiltinJump& jump : builtin_jumps(options_.render)) {
+    auto inserted = runner_.ensure_rule(jump.table, jump.chain, rule_args(jump.rule));
+    if (!inserted.ok()) return Error("ensuring the jump to " + std::get<Jump>(jump.rule.target).chain + " in " +
+                                     std::string(kernel::table_name(jump.table)) + " " + jump.chain + ": " +
+                                     inserted.error());
+    if (*inserted) ++figures_.jumps_inserted;
+  }
+  return {};
+}
+
+Status IptablesProxier::sync(const proxier::SyncRequest& request) {
+  RenderOptions render_options = options_.render;
+  render_options.node = request.node;
+  if (!options_.node_port_cidrs.empty()) {
+    std::vector<IpAddress> ips;
+    for (const IpAddress& ip : options_.local_addresses ? options_.local_addresses() : std::vector<IpAddress>{}) {
+      if (std::any_of(options_.node_port_cidrs.begin(), options_.node_port_cidrs.end(),
+                      [&](const Cidr& c) { return c.family() == ip.family() && c.contains(ip); })) {
+        ips.push_back(ip);
+      }
+    }
+    render_options.node_port_ips = std::move(ips);
+  }
+
+  if (!kernel_chains_) {
+    if (Status s = load_kernel_chains(); !s.ok()) return s;
+  }
+
+  rendered_ = render(request.snapshot, render_options);
+  const RenderedRules& rules = *rendered_;
+  std::set<std::string> active;
+  for (const auto& [name, chains] : rules.service_chains) {
+    for (const Chain& c : chains) active.insert(c.name);
+  }
+  std::vector<std::string> stale;
+  std::set_difference(kernel_chains_->begin(), kernel_chains_->end(), active.begin(), active.end(),
+                      std::back_inserter(stale));
+
+  const bool full = request.kind == proxier::SyncKind::kFull;
+  const auto blocks = sync_blocks(rules, full ? nullptr : &request.changed, stale);
+  const std::string payload = restore_payload(blocks);
+
+  figures_ = IptablesSyncFigures{};
+  figures_.kind = request.kind;
+  figures_.payload_bytes = payload.size();
+  figures_.deleted_chains = stale.size();
+  figures_.stats = rules.stats;
+  for (const Chain* c : blocks[0].chains) figures_.filter_rules += c->rules.size();
+  for (const Chain* c : blocks[1].chains) figures_.nat_rules += c->rules.size();
+  figures_.nat_chains = blocks[1].chains.size();
+
+  if (log::v(5)) spdlog::info("iptables-restore payload:\n{}", payload);
+  if (Status s = runner_.restore(payload, kernel::RestoreFlags{}); !s.ok()) return s;
+  kernel_chains_ = std::move(active);
+
+  if (full) {
+    if (Status s = ensure_jumps(); !s.ok()) return s;
+  }
+  if (log::v(2)) {
+    spdlog::info("iptables {} sync: {} bytes, {} filter rules, {} nat rules in {} nat chains, {} chains deleted",
+                 full ? "full" : "partial", figures_.payload_bytes, figures_.filter_rules, figures_.nat_rules,
+                 figures_.nat_chains, figures_.deleted_chains);
+  }
+  return {};
+}
+
+}  // namespace kproxy::iptables

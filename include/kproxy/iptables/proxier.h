@@ -1,0 +1,74 @@
+// IptablesProxier: the iptables backend of the proxier loop. Each sync renders the snapshot
+// (render.h) and applies it in ONE iptables-restore --noflush transaction (filter, then nat),
+// as kube-proxy does; full syncs then ensure the jumps from the built-in chains.
+//
+// Partial syncs (KEP-3453) write the top-level chains and only the chains of the service
+// ports that changed. Stale service chains (of deleted ports or endpoints) are flushed and
+// deleted in the same transaction. Which service chains the kernel holds is read once, with
+// one iptables-save of nat at the first sync (to remove a previous run's leftovers), and
+// tracked in memory after that: nothing saves a table in a loop.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "kproxy/iptables/render.h"
+#include "kproxy/kernel/iptables_runner.h"
+#include "kproxy/proxier/proxier_loop.h"
+
+namespace kproxy::iptables {
+
+struct IptablesProxierOptions {
+  // Everything but the node facts, which come with each sync.
+  RenderOptions render;
+  // --nodeport-addresses: CIDRs selecting the local addresses that accept NodePorts. Empty:
+  // every local address. (The keyword "primary" is resolved by the caller to the node IPs'
+  // host CIDRs.)
+  std::vector<Cidr> node_port_cidrs;
+  // The node's local addresses, read at each sync when node_port_cidrs is set.
+  std::function<std::vector<IpAddress>()> local_addresses;
+};
+
+// What the last sync wrote, for logs, metrics and benchmarks.
+struct IptablesSyncFigures {
+  proxier::SyncKind kind = proxier::SyncKind::kFull;
+  std::size_t payload_bytes = 0;
+  std::size_t filter_rules = 0;   // rules written to filter
+  std::size_t nat_rules = 0;      // rules written to nat
+  std::size_t nat_chains = 0;     // nat chains written (declared)
+  std::size_t deleted_chains = 0;
+  std::size_t jumps_inserted = 0;
+  RenderStats stats;
+};
+
+class IptablesProxier final : public proxier::ProxierBackend {
+ public:
+  IptablesProxier(kernel::IptablesRunner& runner, IptablesProxierOptions options);
+
+  Status sync(const proxier::SyncRequest& request) override;
+
+  const IptablesSyncFigures& last_figures() const { return figures_; }
+  // The last rule set rendered (for the tracer and debugging).
+  const std::optional<RenderedRules>& last_rendered() const { return rendered_; }
+
+ private:
+  Status load_kernel_chains();
+  Status ensure_jumps();
+
+  kernel::IptablesRunner& runner_;
+  IptablesProxierOptions options_;
+  // The service chains (KUBE-SVC-/SVL-/EXT-/FW-/SEP-) in the kernel's nat table after the
+  // last successful restore; unknown until the first sync reads them.
+  std::optional<std::set<std::string>> kernel_chains_;
+  IptablesSyncFigures figures_;
+  std::optional<RenderedRules> rendered_;
+};
+
+// The service chains declared in an iptables-save output (":KUBE-SVC-... - [0:0]" lines).
+std::set<std::string> service_chains_in_save(std::string_view save_output);
+
+}  // namespace kproxy::iptables
