@@ -1,0 +1,615 @@
+// kproxy-testpeer: a traffic peer for the netns tests and the demo.
+//
+//   kproxy-testpeer serve --name NAME [--tcp PORT]... [--udp PORT]... [--sctp PORT]... [--bind IP]
+//   kproxy-testpeer request --proto tcp|udp|sctp --to IP:PORT [--timeout-ms N] [--count N] [--bind IP]
+//
+// The server answers every request with "NAME <peer-ip>:<peer-port>\n", the source address
+// it saw (tests use it to tell whether traffic was masqueraded), and prints "ready" once every
+// listener is up. The client prints each reply line and exits 0 (all answered), 2 (refused:
+// TCP RST / ICMP port unreachable / SCTP ABORT), 3 (timeout) or 1 (any other error).
+//
+// SCTP is usrsctp over raw IPv4 (no kernel SCTP module, no UDP encapsulation). Every raw
+// SCTP socket of a namespace sees every SCTP packet of that namespace, so the client never
+// answers packets of other associations (blackhole 2): a client may share a namespace with
+// a server.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <usrsctp.h>
+
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+enum Exit { kOk = 0, kError = 1, kRefused = 2, kTimeout = 3 };
+
+struct Outcome {
+  int code = kOk;
+  std::string line;  // the reply, or the error message
+};
+
+std::string endpoint_text(const sockaddr_in& a) {
+  char ip[INET_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET, &a.sin_addr, ip, sizeof ip);
+  return std::string(ip) + ":" + std::to_string(ntohs(a.sin_port));
+}
+
+std::optional<sockaddr_in> parse_endpoint(const std::string& text, bool port_required) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  std::string ip = text;
+  const auto colon = text.rfind(':');
+  if (colon != std::string::npos) {
+    ip = text.substr(0, colon);
+    const std::string port = text.substr(colon + 1);
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return {};
+    const long p = std::stol(port);
+    if (p < 1 || p > 65535) return {};
+    a.sin_port = htons(static_cast<uint16_t>(p));
+  } else if (port_required) {
+    return {};
+  }
+  if (inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1) return {};
+  return a;
+}
+
+int remaining_ms(Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return left > 0 ? static_cast<int>(left) : 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// usrsctp: one init per process, finish at exit.
+
+bool g_sctp_started = false;
+
+void sctp_start(bool client) {
+  if (g_sctp_started) return;
+  usrsctp_init(0, nullptr, nullptr);  // no UDP encapsulation, no debug printer
+#ifdef SCTP_DEBUG
+  usrsctp_sysctl_set_sctp_debug_on(SCTP_DEBUG_NONE);
+#endif
+  // A client must not ABORT the associations of other processes in its namespace.
+  if (client) usrsctp_sysctl_set_sctp_blackhole(2);
+  g_sctp_started = true;
+}
+
+// Exits through here once usrsctp was started: usrsctp_finish fails while associations are
+// still shutting down, so give them a while; if the stack will not stop, its threads may still
+// call back into us, so leave without running destructors.
+int sctp_stop_and_exit_code(int code) {
+  if (!g_sctp_started) return code;
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    if (usrsctp_finish() == 0) break;
+    if (Clock::now() >= deadline) {
+      std::fprintf(stderr, "usrsctp did not stop within 5 s\n");
+      std::fflush(stdout);
+      std::fflush(stderr);
+      _exit(code);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  g_sctp_started = false;
+  return code;
+}
+
+void sctp_subscribe_assoc_change(struct socket* s) {
+  sctp_event ev{};
+  ev.se_assoc_id = SCTP_ALL_ASSOC;
+  ev.se_type = SCTP_ASSOC_CHANGE;
+  ev.se_on = 1;
+  usrsctp_setsockopt(s, IPPROTO_SCTP, SCTP_EVENT, &ev, sizeof ev);
+  const int on = 1;
+  usrsctp_setsockopt(s, IPPROTO_SCTP, SCTP_RECVRCVINFO, &on, sizeof on);
+}
+
+// ---------------------------------------------------------------------------------------
+// serve
+
+struct ServeOptions {
+  std::string name;
+  std::vector<int> tcp, udp, sctp;
+  sockaddr_in bind{};
+};
+
+std::string g_name;  // read by the usrsctp receive callback
+
+int sctp_server_receive(struct socket* s, union sctp_sockstore addr, void* data, size_t len, sctp_rcvinfo rcv, int flags,
+                        void* /*ulp_info*/) {
+  if (data == nullptr) return 1;
+  if ((flags & MSG_NOTIFICATION) == 0 && len > 0) {
+    const std::string reply = g_name + " " + endpoint_text(addr.sin) + "\n";
+    sctp_sndinfo snd{};
+    snd.snd_assoc_id = rcv.rcv_assoc_id;
+    snd.snd_sid = rcv.rcv_sid;
+    if (usrsctp_sendv(s, reply.data(), reply.size(), nullptr, 0, &snd, sizeof snd, SCTP_SENDV_SNDINFO, 0) < 0) {
+      std::fprintf(stderr, "sctp: send to %s: %s\n", endpoint_text(addr.sin).c_str(), std::strerror(errno));
+    }
+  }
+  free(data);  // usrsctp hands the buffer over to the callback
+  return 1;
+}
+
+int open_listener(int type, const sockaddr_in& bind_to, int port, std::string& error) {
+  const int fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    error = std::strerror(errno);
+    return -1;
+  }
+  const int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  sockaddr_in a = bind_to;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || (type == SOCK_STREAM && ::listen(fd, 64) != 0)) {
+    error = std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// One TCP connection: read one line (or up to EOF, or 1 s), answer, close.
+void serve_tcp_connection(int fd, const sockaddr_in& peer) {
+  const auto deadline = Clock::now() + std::chrono::seconds(1);
+  char buf[512];
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    const int ms = remaining_ms(deadline);
+    if (ms == 0 || ::poll(&p, 1, ms) <= 0) break;
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0 || std::memchr(buf, '\n', static_cast<size_t>(n)) != nullptr) break;
+  }
+  const std::string reply = g_name + " " + endpoint_text(peer) + "\n";
+  if (::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL) < 0) {
+    std::fprintf(stderr, "tcp: send to %s: %s\n", endpoint_text(peer).c_str(), std::strerror(errno));
+  }
+  ::close(fd);
+}
+
+int serve(const ServeOptions& o) {
+  g_name = o.name;
+  struct Listener {
+    int fd;
+    bool tcp;
+  };
+  std::vector<Listener> listeners;
+  auto fail = [&](const char* proto, int port, const std::string& why) {
+    std::fprintf(stderr, "serve: %s port %d: %s\n", proto, port, why.c_str());
+    for (auto& l : listeners) ::close(l.fd);
+    return kError;
+  };
+  for (int port : o.tcp) {
+    std::string error;
+    const int fd = open_listener(SOCK_STREAM, o.bind, port, error);
+    if (fd < 0) return fail("tcp", port, error);
+    listeners.push_back({fd, true});
+  }
+  for (int port : o.udp) {
+    std::string error;
+    const int fd = open_listener(SOCK_DGRAM, o.bind, port, error);
+    if (fd < 0) return fail("udp", port, error);
+    listeners.push_back({fd, false});
+  }
+  std::vector<struct socket*> sctp_sockets;
+  if (!o.sctp.empty()) {
+    sctp_start(false);
+    for (int port : o.sctp) {
+      struct socket* s = usrsctp_socket(AF_INET, SOCK_SEQPACKET, IPPROTO_SCTP, sctp_server_receive, nullptr, 0, nullptr);
+      sockaddr_in a = o.bind;
+      a.sin_port = htons(static_cast<uint16_t>(port));
+      if (s == nullptr || usrsctp_bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || usrsctp_listen(s, 1) != 0) {
+        const std::string why = std::strerror(errno);
+        if (s != nullptr) usrsctp_close(s);
+        for (auto* open : sctp_sockets) usrsctp_close(open);
+        return sctp_stop_and_exit_code(fail("sctp", port, why));
+      }
+      sctp_subscribe_assoc_change(s);
+      sctp_sockets.push_back(s);
+    }
+  }
+
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  const int sigfd = signalfd(-1, &stop_signals, SFD_CLOEXEC);
+
+  std::printf("ready\n");
+  std::fflush(stdout);
+
+  std::vector<pollfd> fds;
+  fds.push_back({sigfd, POLLIN, 0});
+  for (const auto& l : listeners) fds.push_back({l.fd, POLLIN, 0});
+  bool running = true;
+  while (running) {
+    if (::poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      std::fprintf(stderr, "serve: poll: %s\n", std::strerror(errno));
+      break;
+    }
+    if (fds[0].revents != 0) running = false;
+    for (size_t i = 1; i < fds.size(); ++i) {
+      if (fds[i].revents == 0) continue;
+      const Listener& l = listeners[i - 1];
+      sockaddr_in peer{};
+      socklen_t len = sizeof peer;
+      if (l.tcp) {
+        const int conn = ::accept4(l.fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
+        if (conn >= 0) serve_tcp_connection(conn, peer);
+      } else {
+        char buf[2048];
+        const ssize_t n = ::recvfrom(l.fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &len);
+        if (n < 0) continue;
+        const std::string reply = g_name + " " + endpoint_text(peer) + "\n";
+        ::sendto(l.fd, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&peer), len);
+      }
+    }
+  }
+  for (auto& l : listeners) ::close(l.fd);
+  for (auto* s : sctp_sockets) usrsctp_close(s);
+  ::close(sigfd);
+  return sctp_stop_and_exit_code(kOk);
+}
+
+// ---------------------------------------------------------------------------------------
+// request
+
+const char kRequest[] = "hello\n";
+
+struct RequestOptions {
+  std::string proto;
+  sockaddr_in to{};
+  std::optional<sockaddr_in> bind;
+  int timeout_ms = 2000;
+  int count = 1;
+};
+
+Outcome errno_outcome(const char* what, int err) {
+  if (err == ECONNREFUSED) return {kRefused, std::string(what) + ": connection refused"};
+  if (err == ETIMEDOUT) return {kTimeout, std::string(what) + ": timed out"};
+  return {kError, std::string(what) + ": " + std::strerror(err)};
+}
+
+int client_socket(int type, const RequestOptions& o, Outcome& out) {
+  const int fd = ::socket(AF_INET, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    out = errno_outcome("socket", errno);
+    return -1;
+  }
+  if (o.bind) {
+    sockaddr_in a = *o.bind;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      out = errno_outcome("bind", errno);
+      ::close(fd);
+      return -1;
+    }
+  }
+  return fd;
+}
+
+// Reads until a full line arrives (or EOF for a stream socket) or the deadline passes.
+Outcome read_line(int fd, Clock::time_point deadline, bool stream) {
+  std::string got;
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    const int ms = remaining_ms(deadline);
+    const int r = ms == 0 ? 0 : ::poll(&p, 1, ms);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return {kTimeout, "no reply before the timeout"};
+    char buf[2048];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      return errno_outcome("receive", errno);
+    }
+    if (n == 0) break;
+    got.append(buf, static_cast<size_t>(n));
+    if (!stream || got.find('\n') != std::string::npos) break;
+  }
+  const auto nl = got.find('\n');
+  if (nl != std::string::npos) got.resize(nl);
+  if (got.empty()) return {kError, "empty reply"};
+  return {kOk, got};
+}
+
+Outcome request_tcp(const RequestOptions& o) {
+  Outcome out;
+  const int fd = client_socket(SOCK_STREAM, o, out);
+  if (fd < 0) return out;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(o.timeout_ms);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&o.to), sizeof o.to) != 0 && errno != EINPROGRESS) {
+    out = errno_outcome("connect", errno);
+  } else {
+    pollfd p{fd, POLLOUT, 0};
+    const int ms = remaining_ms(deadline);
+    if (ms == 0 || ::poll(&p, 1, ms) <= 0) {
+      out = {kTimeout, "connect: timed out"};
+    } else {
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0) {
+        out = errno_outcome("connect", err);
+      } else if (::send(fd, kRequest, sizeof kRequest - 1, MSG_NOSIGNAL) < 0) {
+        out = errno_outcome("send", errno);
+      } else {
+        out = read_line(fd, deadline, true);
+      }
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+Outcome request_udp(const RequestOptions& o) {
+  Outcome out;
+  const int fd = client_socket(SOCK_DGRAM, o, out);
+  if (fd < 0) return out;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(o.timeout_ms);
+  // Connected, so that an ICMP port unreachable comes back as ECONNREFUSED.
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&o.to), sizeof o.to) != 0) {
+    out = errno_outcome("connect", errno);
+  } else if (::send(fd, kRequest, sizeof kRequest - 1, 0) < 0) {
+    out = errno_outcome("send", errno);
+  } else {
+    out = read_line(fd, deadline, false);
+  }
+  ::close(fd);
+  return out;
+}
+
+// The source address the kernel would pick for `to`: the SCTP client binds to it, so that its
+// INIT lists no other local addresses (NAT in between would not rewrite them).
+std::optional<sockaddr_in> kernel_source_for(const sockaddr_in& to) {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return {};
+  std::optional<sockaddr_in> result;
+  sockaddr_in a{};
+  socklen_t len = sizeof a;
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    a.sin_port = 0;
+    result = a;
+  }
+  ::close(fd);
+  return result;
+}
+
+// The client's view of one association, filled by the usrsctp receive callback.
+struct SctpClientState {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool up = false;
+  bool failed = false;  // CANT_STR_ASSOC or COMM_LOST: the peer refused or aborted
+  std::string reply;
+  bool replied = false;
+};
+
+int sctp_client_receive(struct socket* /*s*/, union sctp_sockstore /*addr*/, void* data, size_t len, sctp_rcvinfo /*rcv*/,
+                        int flags, void* ulp_info) {
+  auto* st = static_cast<SctpClientState*>(ulp_info);
+  if (data == nullptr) return 1;
+  {
+    std::lock_guard lock(st->mu);
+    if ((flags & MSG_NOTIFICATION) != 0) {
+      const auto* n = static_cast<const sctp_notification*>(data);
+      if (len >= sizeof(sctp_assoc_change) && n->sn_header.sn_type == SCTP_ASSOC_CHANGE) {
+        const uint16_t state = n->sn_assoc_change.sac_state;
+        if (state == SCTP_COMM_UP || state == SCTP_RESTART) st->up = true;
+        if (state == SCTP_CANT_STR_ASSOC || state == SCTP_COMM_LOST) st->failed = true;
+      }
+    } else {
+      st->reply.append(static_cast<const char*>(data), len);
+      st->replied = true;
+    }
+  }
+  st->cv.notify_all();
+  free(data);
+  return 1;
+}
+
+std::vector<std::unique_ptr<SctpClientState>> g_client_states;
+
+Outcome request_sctp(const RequestOptions& o) {
+  sctp_start(true);
+  auto st = std::make_unique<SctpClientState>();
+  struct socket* s = usrsctp_socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP, sctp_client_receive, nullptr, 0, st.get());
+  if (s == nullptr) return errno_outcome("sctp socket", errno);
+  sctp_subscribe_assoc_change(s);
+  const int on = 1;
+  usrsctp_setsockopt(s, IPPROTO_SCTP, SCTP_NODELAY, &on, sizeof on);
+  Outcome out;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(o.timeout_ms);
+  std::optional<sockaddr_in> local = o.bind ? o.bind : kernel_source_for(o.to);
+  if (local && usrsctp_bind(s, reinterpret_cast<sockaddr*>(&*local), sizeof *local) != 0) {
+    out = errno_outcome("sctp bind", errno);
+  } else {
+    usrsctp_set_non_blocking(s, 1);
+    sockaddr_in to = o.to;
+    if (usrsctp_connect(s, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0 && errno != EINPROGRESS) {
+      out = errno_outcome("sctp connect", errno);
+    } else {
+      std::unique_lock lock(st->mu);
+      if (!st->cv.wait_until(lock, deadline, [&] { return st->up || st->failed; })) {
+        out = {kTimeout, "sctp connect: timed out"};
+      } else if (st->failed) {
+        out = {kRefused, "sctp connect: refused (ABORT)"};
+      } else {
+        lock.unlock();
+        const ssize_t n = usrsctp_sendv(s, kRequest, sizeof kRequest - 1, nullptr, 0, nullptr, 0, SCTP_SENDV_NOINFO, 0);
+        lock.lock();
+        if (n < 0) {
+          out = errno_outcome("sctp send", errno);
+        } else if (!st->cv.wait_until(lock, deadline, [&] { return st->replied || st->failed; })) {
+          out = {kTimeout, "no reply before the timeout"};
+        } else if (!st->replied) {
+          out = {kRefused, "sctp: association aborted"};
+        } else {
+          std::string line = st->reply;
+          const auto nl = line.find('\n');
+          if (nl != std::string::npos) line.resize(nl);
+          out = {kOk, line};
+        }
+      }
+    }
+  }
+  if (out.code != kOk) {
+    // Nothing to shut down gracefully: abort at once so that usrsctp_finish need not wait.
+    linger l{1, 0};
+    usrsctp_setsockopt(s, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  }
+  usrsctp_close(s);
+  // The callback may still run until the association is gone: keep the state until usrsctp
+  // has stopped.
+  g_client_states.push_back(std::move(st));
+  return out;
+}
+
+int request(const RequestOptions& o) {
+  for (int i = 0; i < o.count; ++i) {
+    Outcome r;
+    if (o.proto == "tcp") {
+      r = request_tcp(o);
+    } else if (o.proto == "udp") {
+      r = request_udp(o);
+    } else {
+      r = request_sctp(o);
+    }
+    if (r.code != kOk) {
+      std::fprintf(stderr, "request %d/%d to %s over %s: %s\n", i + 1, o.count, endpoint_text(o.to).c_str(),
+                   o.proto.c_str(), r.line.c_str());
+      return sctp_stop_and_exit_code(r.code);
+    }
+    std::printf("%s\n", r.line.c_str());
+    std::fflush(stdout);
+  }
+  return sctp_stop_and_exit_code(kOk);
+}
+
+// ---------------------------------------------------------------------------------------
+
+int usage(const char* why) {
+  std::fprintf(stderr,
+               "kproxy-testpeer: %s\n"
+               "usage: kproxy-testpeer serve --name NAME [--tcp PORT]... [--udp PORT]... [--sctp PORT]... [--bind IP]\n"
+               "       kproxy-testpeer request --proto tcp|udp|sctp --to IP:PORT [--timeout-ms N] [--count N] "
+               "[--bind IP]\n",
+               why);
+  return kError;
+}
+
+std::optional<int> parse_int(const std::string& s, int min, int max) {
+  if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos) return {};
+  const int v = std::stoi(s);
+  if (v < min || v > max) return {};
+  return v;
+}
+
+int run(int argc, char** argv) {
+  if (argc < 2) return usage("missing command");
+  const std::string cmd = argv[1];
+  std::vector<std::pair<std::string, std::string>> flags;
+  for (int i = 2; i < argc; ++i) {
+    const std::string f = argv[i];
+    if (f.rfind("--", 0) != 0 || i + 1 >= argc) return usage(("bad argument " + f).c_str());
+    flags.emplace_back(f, argv[++i]);
+  }
+  if (cmd == "serve") {
+    ServeOptions o;
+    o.bind.sin_family = AF_INET;
+    o.bind.sin_addr.s_addr = htonl(INADDR_ANY);
+    for (const auto& [f, v] : flags) {
+      if (f == "--name") {
+        o.name = v;
+      } else if (f == "--tcp" || f == "--udp" || f == "--sctp") {
+        auto port = parse_int(v, 1, 65535);
+        if (!port) return usage(("bad port " + v).c_str());
+        (f == "--tcp" ? o.tcp : f == "--udp" ? o.udp : o.sctp).push_back(*port);
+      } else if (f == "--bind") {
+        auto a = parse_endpoint(v, false);
+        if (!a) return usage(("bad address " + v).c_str());
+        o.bind.sin_addr = a->sin_addr;
+      } else {
+        return usage(("unknown flag " + f).c_str());
+      }
+    }
+    if (o.name.empty()) return usage("serve needs --name");
+    if (o.tcp.empty() && o.udp.empty() && o.sctp.empty()) return usage("serve needs at least one port");
+    return serve(o);
+  }
+  if (cmd == "request") {
+    RequestOptions o;
+    bool have_to = false;
+    for (const auto& [f, v] : flags) {
+      if (f == "--proto") {
+        if (v != "tcp" && v != "udp" && v != "sctp") return usage(("bad protocol " + v).c_str());
+        o.proto = v;
+      } else if (f == "--to") {
+        auto a = parse_endpoint(v, true);
+        if (!a) return usage(("bad endpoint " + v).c_str());
+        o.to = *a;
+        have_to = true;
+      } else if (f == "--timeout-ms") {
+        auto n = parse_int(v, 1, 600000);
+        if (!n) return usage(("bad timeout " + v).c_str());
+        o.timeout_ms = *n;
+      } else if (f == "--count") {
+        auto n = parse_int(v, 1, 100000);
+        if (!n) return usage(("bad count " + v).c_str());
+        o.count = *n;
+      } else if (f == "--bind") {
+        auto a = parse_endpoint(v, false);
+        if (!a) return usage(("bad address " + v).c_str());
+        a->sin_port = 0;
+        o.bind = a;
+      } else {
+        return usage(("unknown flag " + f).c_str());
+      }
+    }
+    if (o.proto.empty() || !have_to) return usage("request needs --proto and --to");
+    return request(o);
+  }
+  return usage(("unknown command " + cmd).c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Block the stop signals before any thread (usrsctp's) exists; serve reads them from a
+  // signalfd. A request is short and keeps the default (terminate) behaviour.
+  if (argc >= 2 && std::string(argv[1]) == "serve") {
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGTERM);
+    sigaddset(&s, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &s, nullptr);
+  }
+  signal(SIGPIPE, SIG_IGN);
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kproxy-testpeer: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "kproxy-testpeer: unknown error\n");
+  }
+  return kError;
+}
