@@ -9,13 +9,20 @@ ProxierLoop::ProxierLoop(ProxierLoopOptions options, ProxierBackend& backend)
   node_.name = options.tracker.node_name;
 }
 
-void ProxierLoop::set_node(const model::Node& node) {
-  auto it = node.meta.labels.find(kZoneLabel);
-  const std::string zone = it == node.meta.labels.end() ? std::string() : it->second;
-  if (zone == node_.zone) return;
-  spdlog::info("node {} zone changed from \"{}\" to \"{}\"; the next sync is full", node_.name, node_.zone, zone);
-  node_.zone = zone;
-  runner_.force_full();
+void ProxierLoop::set_node(const std::shared_ptr<const model::Node>& node) {
+  const bool addresses_changed = !node_object_ || node_object_->addresses != node->addresses ||
+                                 node_object_->pod_cidrs != node->pod_cidrs;
+  node_object_ = node;
+  auto it = node->meta.labels.find(kZoneLabel);
+  const std::string zone = it == node->meta.labels.end() ? std::string() : it->second;
+  if (zone != node_.zone) {
+    spdlog::info("node {} zone changed from \"{}\" to \"{}\"; the next sync is full", node_.name, node_.zone, zone);
+    node_.zone = zone;
+    runner_.force_full();
+  } else if (addresses_changed) {
+    if (log::v(2)) spdlog::info("node {} addresses or pod CIDRs changed; the next sync is full", node_.name);
+    runner_.force_full();
+  }
 }
 
 void ProxierLoop::after_events() {
@@ -35,7 +42,7 @@ std::optional<SyncReport> ProxierLoop::run_due(Clock::time_point now,
   report.kind = *kind;
   report.snapshot = checkout.snapshot;
   report.changed_ports = unsynced_changes_.size();
-  const Status status = backend_.sync(SyncRequest{*checkout.snapshot, unsynced_changes_, *kind, node_});
+  const Status status = backend_.sync(SyncRequest{*checkout.snapshot, unsynced_changes_, *kind, node_, node_object_.get()});
   const auto end = clock();
   report.ok = status.ok();
   report.duration = end - start;

@@ -1,7 +1,7 @@
 // kproxy's entry point: wiring only. Parse the command line, set up logging, report the
-// effective configuration, start the source of cluster state (the API server's informers,
-// or --manifests), and run until SIGTERM or SIGINT. The proxier and the servers are wired in
-// here by later issues; until then the informers' events are logged.
+// effective configuration, build the iptables backend and the proxier loop, start the
+// health servers and the source of cluster state (the API server's informers, or
+// --manifests), and run the proxier's thread until SIGTERM or SIGINT.
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,11 +9,20 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <thread>
 
 #include "kproxy/config/command_line.h"
+#include "kproxy/health/proxy_health.h"
+#include "kproxy/health/proxy_health_server.h"
+#include "kproxy/health/service_health_server.h"
+#include "kproxy/iptables/proxier.h"
+#include "kproxy/kernel/exec_iptables_runner.h"
+#include "kproxy/kernel/host.h"
 #include "kproxy/k8s/api_source.h"
 #include "kproxy/k8s/event_queue.h"
 #include "kproxy/k8s/informer.h"
@@ -46,30 +55,115 @@ int write_config(const kproxy::config::CommandLine& cl) {
   return 0;
 }
 
-// Until the proxier lands (issue 4), the consumer of the informers' events logs them:
-// one line per object at --v=4, a summary when each kind has synced.
+// Delivers each event of one informer to several handlers, in order.
 template <typename T>
-class LoggingHandler : public kproxy::k8s::InformerHandler<T> {
+class FanOut : public kproxy::InformerHandler<T> {
  public:
-  using Ptr = typename kproxy::k8s::InformerHandler<T>::Ptr;
-  explicit LoggingHandler(const char* kind) : kind_(kind) {}
+  using Ptr = typename kproxy::InformerHandler<T>::Ptr;
+  explicit FanOut(std::vector<kproxy::InformerHandler<T>*> handlers) : handlers_(std::move(handlers)) {}
   void on_add(const Ptr& o) override {
-    ++count_;
-    if (kproxy::log::v(4)) spdlog::info("{} {} added", kind_, o->meta.key());
+    for (auto* h : handlers_) h->on_add(o);
   }
-  void on_update(const Ptr&, const Ptr& o) override {
-    if (kproxy::log::v(4)) spdlog::info("{} {} updated", kind_, o->meta.key());
+  void on_update(const Ptr& a, const Ptr& b) override {
+    for (auto* h : handlers_) h->on_update(a, b);
   }
   void on_delete(const Ptr& o) override {
-    --count_;
-    if (kproxy::log::v(4)) spdlog::info("{} {} deleted", kind_, o->meta.key());
+    for (auto* h : handlers_) h->on_delete(o);
   }
-  void on_synced() override { spdlog::info("{}s synced: {} usable objects", kind_, count_); }
+  void on_synced() override {
+    for (auto* h : handlers_) h->on_synced();
+  }
 
  private:
-  const char* kind_;
-  long count_ = 0;
+  std::vector<kproxy::InformerHandler<T>*> handlers_;
 };
+
+// Feeds this node's Node to the health state (node eligibility for /healthz).
+class NodeHealthHandler : public kproxy::InformerHandler<kproxy::model::Node> {
+ public:
+  explicit NodeHealthHandler(kproxy::health::ProxyHealth& health) : health_(health) {}
+  void on_add(const Ptr& n) override { health_.sync_node(*n); }
+  void on_update(const Ptr&, const Ptr& n) override { health_.sync_node(*n); }
+  void on_delete(const Ptr&) override {}
+  void on_synced() override {}
+
+ private:
+  kproxy::health::ProxyHealth& health_;
+};
+
+// The iptables backend's options from the configuration (kube-proxy's NewProxier arguments).
+kproxy::iptables::IptablesProxierOptions iptables_options(const kproxy::config::KubeProxyConfiguration& config) {
+  namespace ipt = kproxy::iptables;
+  using kproxy::config::LocalMode;
+  ipt::IptablesProxierOptions o;
+  o.render.family = kproxy::IpFamily::kIPv4;
+  o.render.masquerade_all = config.iptables.masquerade_all;
+  o.render.masquerade_bit = config.iptables.masquerade_bit.value_or(14);
+  o.render.localhost_nodeports = config.iptables.localhost_node_ports.value_or(true);
+  // kube-proxy leaves out the INVALID drop when conntrack is liberal about TCP windows.
+  auto liberal = kproxy::kernel::read_sysctl("net.netfilter.nf_conntrack_tcp_be_liberal");
+  o.render.drop_invalid = !liberal.ok() || *liberal == "0";
+  switch (config.detect_local_mode) {
+    case LocalMode::kUnset:
+    case LocalMode::kClusterCidr:
+      for (const auto& c : config.cluster_cidrs) {
+        if (c.family() == o.render.family) {
+          o.render.local_detector = {ipt::LocalDetector::Mode::kCidr, c, ""};
+          break;
+        }
+      }
+      if (!o.render.local_detector.implemented()) {
+        spdlog::warn("detect-local-mode ClusterCIDR without an IPv4 --cluster-cidr: traffic from outside the "
+                     "cluster to cluster IPs is not masqueraded");
+      }
+      break;
+    case LocalMode::kNodeCidr: o.local_detector_from_node_cidr = true; break;
+    case LocalMode::kBridgeInterface:
+      o.render.local_detector = {ipt::LocalDetector::Mode::kInterface, {}, config.detect_local.bridge_interface};
+      break;
+    case LocalMode::kInterfaceNamePrefix:
+      o.render.local_detector = {ipt::LocalDetector::Mode::kInterfacePrefix, {}, config.detect_local.interface_name_prefix};
+      break;
+  }
+  const auto& npa = config.node_port_addresses;
+  if (!npa.all()) {
+    o.node_port_cidrs = npa.cidrs;
+    // "primary" selects the node IPs themselves; they are local addresses, so a host CIDR
+    // per local address of the Node's InternalIP does the same. kproxy reads the node IP
+    // from the Node object per sync; until then every local address of the family counts.
+    if (npa.primary && o.node_port_cidrs.empty()) {
+      for (const auto& ip : kproxy::kernel::local_addresses()) {
+        if (ip.family() == o.render.family && !ip.is_loopback()) {
+          o.node_port_cidrs.push_back(*kproxy::Cidr::make(ip, ip.is_v4() ? 32 : 128));
+        }
+      }
+    }
+    o.local_addresses = kproxy::kernel::local_addresses;
+  }
+  return o;
+}
+
+// What the health-check node port servers need from a snapshot: each Service's port, and its
+// local Ready endpoints (distinct IPs, as kube-proxy's LocalReadyEndpoints).
+void sync_service_health(kproxy::health::ServiceHealthServer& server, const kproxy::proxier::Snapshot& snapshot) {
+  std::map<kproxy::health::NamespacedName, std::uint16_t> ports;
+  std::map<kproxy::health::NamespacedName, int> counts;
+  for (const auto& [name, port] : snapshot.service_ports) {
+    if (port->health_check_node_port == 0) continue;
+    const kproxy::health::NamespacedName key{name.ns, name.name};
+    ports[key] = port->health_check_node_port;
+    std::set<kproxy::IpAddress> ips;
+    for (const auto& ep : port->endpoints) {
+      if (ep.is_local && ep.ready) ips.insert(ep.ip);
+    }
+    counts[key] = std::max(counts[key], static_cast<int>(ips.size()));
+  }
+  for (const auto& failure : server.sync_services(ports)) {
+    spdlog::error("failed to start the health check server for Service {} on port {}: {}",
+                  kproxy::health::to_string(failure.service), failure.port, failure.error);
+  }
+  server.sync_endpoints(std::move(counts));
+}
 
 // kube-proxy's node name: --hostname-override, else the host name, lower-cased.
 std::string node_name(const kproxy::config::KubeProxyConfiguration& config) {
@@ -121,13 +215,73 @@ int main(int argc, char** argv) {
 
   namespace k8s = kproxy::k8s;
   namespace model = kproxy::model;
+  namespace proxier = kproxy::proxier;
   const std::string node = node_name(cl.config);
+  const auto& config = cl.config;
+
+  // The kernel side: iptables of the flavour kubelet uses, route_localnet for localhost
+  // NodePorts (kube-proxy sets it at startup), the backend and the proxier loop.
+  const auto flavour = kproxy::kernel::detect_iptables_flavour({});
+  kproxy::kernel::ExecIptablesOptions runner_options;
+  runner_options.flavour = flavour;
+  kproxy::kernel::ExecIptablesRunner runner(runner_options);
+  spdlog::info("using iptables mode ({}), IPv4", kproxy::kernel::flavour_name(flavour));
+  auto ipt_options = iptables_options(config);
+  if (ipt_options.render.localhost_nodeports) {
+    if (auto s = kproxy::kernel::write_sysctl("net.ipv4.conf.all.route_localnet", "1"); !s.ok()) {
+      spdlog::error("{}; NodePorts on 127.0.0.1 will not work", s.message());
+    }
+  }
+  kproxy::iptables::IptablesProxier backend(runner, ipt_options);
+  proxier::ProxierLoopOptions loop_options;
+  loop_options.tracker = {kproxy::IpFamily::kIPv4, node, true};
+  loop_options.runner.min_interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(config.min_sync_period());
+  loop_options.runner.retry_interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(config.sync_period());
+  proxier::ProxierLoop loop(loop_options, backend);
+
+  // Health: /healthz and /livez, and a health-check node port per Service that needs one.
+  kproxy::health::ProxyHealth proxy_health(2 * config.sync_period());
+  std::unique_ptr<kproxy::health::ProxyHealthServer> healthz;
+  if (auto listen = config.healthz_bind_address.listen()) {
+    auto started = kproxy::health::ProxyHealthServer::start(proxy_health, listen->ip, listen->port);
+    if (started.ok()) {
+      healthz = std::move(*started);
+    } else if (config.bind_address_hard_fail) {
+      std::fprintf(stderr, "kproxy: healthz server: %s\n", started.error().c_str());
+      return 1;
+    } else {
+      spdlog::error("healthz server failed: {}", started.error());
+    }
+  }
+  std::vector<kproxy::IpAddress> health_check_addresses;
+  if (!ipt_options.node_port_cidrs.empty()) {
+    for (const auto& ip : kproxy::kernel::local_addresses()) {
+      for (const auto& c : ipt_options.node_port_cidrs) {
+        if (c.family() == ip.family() && c.contains(ip)) health_check_addresses.push_back(ip);
+      }
+    }
+  }
+  kproxy::health::ServiceHealthServer service_health(proxy_health, health_check_addresses);
+  loop.on_sync([&](const proxier::SyncReport& report) {
+    if (!report.ok) {
+      spdlog::error("sync failed ({}); retrying with a full sync: {}", report.kind == proxier::SyncKind::kFull ? "full" : "partial",
+                    report.error);
+      return;
+    }
+    proxy_health.updated(kproxy::IpFamily::kIPv4);
+    sync_service_health(service_health, *report.snapshot);
+    if (kproxy::log::v(2)) {
+      spdlog::info("synced {} service ports ({} changed) in {} ms", report.snapshot->service_ports.size(),
+                   report.changed_ports, std::chrono::duration_cast<std::chrono::milliseconds>(report.duration).count());
+    }
+  });
+
   k8s::EventQueue queue;
-  LoggingHandler<model::Service> services("Service");
-  LoggingHandler<model::EndpointSlice> slices("EndpointSlice");
-  LoggingHandler<model::Node> nodes("Node");
-  k8s::Informer<model::Service> service_informer("Service", model::parse_service, queue, services);
-  k8s::Informer<model::EndpointSlice> slice_informer("EndpointSlice", model::parse_endpoint_slice, queue, slices);
+  NodeHealthHandler node_health(proxy_health);
+  FanOut<model::Node> nodes({&loop.node_handler(), &node_health});
+  k8s::Informer<model::Service> service_informer("Service", model::parse_service, queue, loop.service_handler());
+  k8s::Informer<model::EndpointSlice> slice_informer("EndpointSlice", model::parse_endpoint_slice, queue,
+                                                    loop.endpoint_slice_handler());
   k8s::Informer<model::Node> node_informer("Node", model::parse_node, queue, nodes);
 
   std::optional<k8s::ManifestSource> manifests;
@@ -155,12 +309,21 @@ int main(int argc, char** argv) {
     api.emplace(*client, node, k8s::ApiSource::Sinks{service_informer, slice_informer, node_informer});
     api->start();
   }
-  // The one consumer of the informers' events (the proxier's thread, once it exists).
-  std::jthread consumer([&queue](std::stop_token stop) {
-    while (!stop.stop_requested()) queue.run_until(stop, k8s::EventQueue::Clock::now() + std::chrono::seconds(1));
+  // The proxier's thread: the one consumer of the informers' events, and the syncs. A sync in
+  // flight when SIGTERM arrives finishes before the thread stops; rules stay in place.
+  std::jthread consumer([&](std::stop_token stop) {
+    using Clock = proxier::ProxierLoop::Clock;
+    while (!stop.stop_requested()) {
+      const auto now = Clock::now();
+      queue.run_until(stop, std::min(loop.next_deadline(now), now + std::chrono::seconds(1)));
+      if (stop.stop_requested()) break;
+      loop.after_events();
+      if (loop.tracker().has_pending_changes()) proxy_health.queued_update(kproxy::IpFamily::kIPv4);
+      loop.run_due(Clock::now(), [] { return Clock::now(); });
+    }
   });
 
-  spdlog::info("running (the proxier arrives with issue 4: nothing is programmed yet); waiting for SIGTERM or SIGINT");
+  spdlog::info("running; waiting for SIGTERM or SIGINT");
   int signal = 0;
   if (sigwait(&termination, &signal) != 0) {
     spdlog::error("sigwait failed; exiting");

@@ -48,6 +48,25 @@ Status IptablesProxier::ensure_jumps() {
 Status IptablesProxier::sync(const proxier::SyncRequest& request) {
   RenderOptions render_options = options_.render;
   render_options.node = request.node;
+  if (request.node_object != nullptr) {
+    const model::Node& node = *request.node_object;
+    if (!render_options.node_ip) {
+      for (const auto& a : node.addresses) {
+        if (a.ip.family() == render_options.family && a.type == model::NodeAddressType::kInternalIP) {
+          render_options.node_ip = a.ip;
+          break;
+        }
+      }
+    }
+    if (options_.local_detector_from_node_cidr) {
+      for (const Cidr& c : node.pod_cidrs) {
+        if (c.family() == render_options.family) {
+          render_options.local_detector = LocalDetector{LocalDetector::Mode::kCidr, c, ""};
+          break;
+        }
+      }
+    }
+  }
   if (!options_.node_port_cidrs.empty()) {
     std::vector<IpAddress> ips;
     for (const IpAddress& ip : options_.local_addresses ? options_.local_addresses() : std::vector<IpAddress>{}) {

@@ -29,6 +29,9 @@ struct IptablesProxierOptions {
   // every local address. (The keyword "primary" is resolved by the caller to the node IPs'
   // host CIDRs.)
   std::vector<Cidr> node_port_cidrs;
+  // --detect-local-mode NodeCIDR: local traffic comes from this node's pod CIDR of the
+  // family, read from its Node object (no detector until the Node has one).
+  bool local_detector_from_node_cidr = false;
   // The node's local addresses, read at each sync when node_port_cidrs is set.
   std::function<std::vector<IpAddress>()> local_addresses;
 };

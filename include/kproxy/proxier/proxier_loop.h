@@ -30,6 +30,9 @@ struct SyncRequest {
   const std::set<ServicePortName>& changed;
   SyncKind kind;
   const NodeFacts& node;
+  // This node's Node object as last seen (nullptr before it arrives): its addresses and pod
+  // CIDRs, for backends that need them.
+  const model::Node* node_object = nullptr;
 };
 
 class ProxierBackend {
@@ -64,7 +67,8 @@ class ProxierLoop {
   InformerHandler<model::Service>& service_handler() { return tracker_.service_handler(); }
   InformerHandler<model::EndpointSlice>& endpoint_slice_handler() { return tracker_.endpoint_slice_handler(); }
   // This node's Node: its zone label selects topology-aware endpoints; a zone change forces
-  // a full sync, as kube-proxy's OnTopologyChange.
+  // a full sync, as kube-proxy's OnTopologyChange. So does a change of its addresses or pod
+  // CIDRs, which backends read (the node IP, --detect-local-mode NodeCIDR).
   InformerHandler<model::Node>& node_handler() { return node_handler_; }
 
   // Called after each batch of informer events: turns pending changes into a sync request.
@@ -89,21 +93,22 @@ class ProxierLoop {
   class NodeHandler final : public InformerHandler<model::Node> {
    public:
     explicit NodeHandler(ProxierLoop& loop) : loop_(loop) {}
-    void on_add(const Ptr& node) override { loop_.set_node(*node); }
-    void on_update(const Ptr&, const Ptr& node) override { loop_.set_node(*node); }
+    void on_add(const Ptr& node) override { loop_.set_node(node); }
+    void on_update(const Ptr&, const Ptr& node) override { loop_.set_node(node); }
     void on_delete(const Ptr&) override {}
     void on_synced() override {}
 
    private:
     ProxierLoop& loop_;
   };
-  void set_node(const model::Node& node);
+  void set_node(const std::shared_ptr<const model::Node>& node);
 
   ProxierBackend& backend_;
   ChangeTracker tracker_;
   SyncRunner runner_;
   NodeHandler node_handler_{*this};
   NodeFacts node_;
+  std::shared_ptr<const model::Node> node_object_;
   // Ports changed since the last successful sync: a failed sync keeps them for the next.
   std::set<ServicePortName> unsynced_changes_;
   std::vector<std::function<void(const SyncReport&)>> observers_;
