@@ -219,6 +219,18 @@ int main(int argc, char** argv) {
   const std::string node = node_name(cl.config);
   const auto& config = cl.config;
 
+  // Where cluster state comes from is settled before anything touches the node: a missing
+  // credential exits without having changed a sysctl or read a table.
+  std::optional<k8s::ClientConfig> client;
+  if (config.kproxy.manifests_dir.empty()) {
+    auto resolved = k8s::resolve_client_config(config.client_connection.kubeconfig, cl.master);
+    if (!resolved) {
+      std::fprintf(stderr, "kproxy: %s\n", resolved.error().c_str());
+      return 1;
+    }
+    client = std::move(*resolved);
+  }
+
   // The kernel side: iptables of the flavour kubelet uses, route_localnet for localhost
   // NodePorts (kube-proxy sets it at startup), the backend and the proxier loop.
   const auto flavour = kproxy::kernel::detect_iptables_flavour({});
@@ -299,11 +311,6 @@ int main(int argc, char** argv) {
       if (auto s = manifests->run(stop); !s.ok()) spdlog::error("manifests: {}; no longer following changes", s.message());
     });
   } else {
-    auto client = k8s::resolve_client_config(cl.config.client_connection.kubeconfig, cl.master);
-    if (!client) {
-      std::fprintf(stderr, "kproxy: %s\n", client.error().c_str());
-      return 1;
-    }
     spdlog::info("watching Services, EndpointSlices and Node {} at {} ({})", node, client->server_url(),
                  client->source);
     api.emplace(*client, node, k8s::ApiSource::Sinks{service_informer, slice_informer, node_informer});

@@ -2,6 +2,7 @@
 // Every wait has a deadline and ends as soon as its condition holds; nothing sleeps.
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,8 +30,8 @@ const std::string kKubeadmExample = std::string(KPROXY_SOURCE_DIR) + "/deploy/ex
 // Without an API server on this machine, the running tests read Services from manifests.
 const std::string kManifests = "--manifests=" + std::string(KPROXY_FIXTURES_DIR) + "/manifests/basic";
 
-// A running kproxy with its stdout and stderr on pipes. Killed if still running when the
-// test ends.
+// A running kproxy with its stdout and stderr on pipes, in a network namespace of its own
+// when the test runs as root. Killed if still running when the test ends.
 class Child {
  public:
   explicit Child(const std::vector<std::string>& args) {
@@ -52,6 +53,10 @@ class Child {
       sigset_t none;
       sigemptyset(&none);
       sigprocmask(SIG_SETMASK, &none, nullptr);
+      // kproxy programs iptables and sysctls of the namespace it runs in. As root, give it a
+      // fresh network namespace of its own (it dies with the process), never this machine's.
+      // Without root it cannot change either, and runs as it is.
+      if (geteuid() == 0 && unshare(CLONE_NEWNET) != 0) _exit(125);
       execv(cargv[0], cargv.data());
       _exit(127);
     }
