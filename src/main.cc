@@ -20,6 +20,7 @@
 #include "kproxy/health/proxy_health.h"
 #include "kproxy/health/proxy_health_server.h"
 #include "kproxy/health/service_health_server.h"
+#include "kproxy/iptables/maintenance.h"
 #include "kproxy/iptables/proxier.h"
 #include "kproxy/kernel/exec_iptables_runner.h"
 #include "kproxy/kernel/host.h"
@@ -205,7 +206,17 @@ int main(int argc, char** argv) {
 
   if (!cl.write_config_to.empty()) return write_config(cl);
   if (cl.cleanup) {
-    spdlog::info("--cleanup: kproxy has installed no rules yet (no proxier in this build); exiting");
+    // kube-proxy's CleanupLeftovers: remove what kproxy or kube-proxy created, then exit;
+    // non-zero when something could not be removed.
+    kproxy::kernel::ExecIptablesOptions cleanup_options;
+    cleanup_options.flavour = kproxy::kernel::detect_iptables_flavour({});
+    kproxy::kernel::ExecIptablesRunner cleanup_runner(cleanup_options);
+    if (auto s = kproxy::iptables::cleanup(cleanup_runner); !s.ok()) {
+      spdlog::error("--cleanup ({}): {}", kproxy::kernel::flavour_name(cleanup_options.flavour), s.message());
+      return 1;
+    }
+    spdlog::info("--cleanup: removed kproxy's iptables rules ({}); exiting",
+                 kproxy::kernel::flavour_name(cleanup_options.flavour));
     return 0;
   }
   if (cl.init_only) {
@@ -245,6 +256,9 @@ int main(int argc, char** argv) {
     }
   }
   kproxy::iptables::IptablesProxier backend(runner, ipt_options);
+  // The canary: a flush of mangle, nat or filter by another program forces a full sync.
+  kproxy::iptables::Canary canary(runner);
+  if (auto s = canary.ensure(); !s.ok()) spdlog::error("creating the canary chains: {}", s.message());
   proxier::ProxierLoopOptions loop_options;
   loop_options.tracker = {kproxy::IpFamily::kIPv4, node, true};
   loop_options.runner.min_interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(config.min_sync_period());
@@ -320,10 +334,26 @@ int main(int argc, char** argv) {
   // flight when SIGTERM arrives finishes before the thread stops; rules stay in place.
   std::jthread consumer([&](std::stop_token stop) {
     using Clock = proxier::ProxierLoop::Clock;
+    const auto canary_period = std::chrono::duration_cast<Clock::duration>(config.sync_period());
+    auto next_canary_check = Clock::now() + canary_period;
     while (!stop.stop_requested()) {
       const auto now = Clock::now();
-      queue.run_until(stop, std::min(loop.next_deadline(now), now + std::chrono::seconds(1)));
+      queue.run_until(stop, std::min({loop.next_deadline(now), next_canary_check, now + std::chrono::seconds(1)}));
       if (stop.stop_requested()) break;
+      if (Clock::now() >= next_canary_check) {
+        std::vector<std::string> flushed;
+        auto intact = canary.intact(&flushed);
+        if (!intact.ok()) {
+          spdlog::error("checking the canary chains: {}", intact.error());
+        } else if (!*intact) {
+          std::string tables;
+          for (const auto& t : flushed) tables += (tables.empty() ? "" : ", ") + t;
+          spdlog::warn("iptables canary gone from {}: the tables were flushed; forcing a full sync", tables);
+          loop.force_full();
+          if (auto s = canary.ensure(); !s.ok()) spdlog::error("re-creating the canary chains: {}", s.message());
+        }
+        next_canary_check = Clock::now() + canary_period;
+      }
       loop.after_events();
       if (loop.tracker().has_pending_changes()) proxy_health.queued_update(kproxy::IpFamily::kIPv4);
       loop.run_due(Clock::now(), [] { return Clock::now(); });

@@ -76,26 +76,50 @@ Expected<bool> ExecIptablesRunner::chain_exists(Table table, std::string_view ch
   return Error(failure(argv, *r));
 }
 
+std::vector<std::string> ExecIptablesRunner::command(Table table, const char* op, std::string_view chain,
+                                                     const std::vector<std::string>& args) const {
+  std::vector<std::string> argv{binary(""), "-w", std::to_string(options_.wait_seconds), "-W",
+                                std::to_string(options_.wait_interval_us), "-t", std::string(table_name(table)), op,
+                                std::string(chain)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return with_prefix(std::move(argv));
+}
+
 Expected<bool> ExecIptablesRunner::ensure_rule(Table table, std::string_view chain,
                                                const std::vector<std::string>& args) {
-  auto command = [&](const char* op) {
-    std::vector<std::string> argv{binary(""), "-w", std::to_string(options_.wait_seconds), "-W",
-                                  std::to_string(options_.wait_interval_us), "-t", std::string(table_name(table)),
-                                  op, std::string(chain)};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return with_prefix(std::move(argv));
-  };
-  const auto check = command("-C");
+  const auto check = command(table, "-C", chain, args);
   auto r = run_command(check, "", options_.timeout);
   if (!r.ok()) return Error(r.error());
   if (r->exit_code == 0) return false;
   // Exit status 1: no such rule. Anything else (a lock timeout, status 4) is an error.
   if (r->exit_code != 1) return Error(failure(check, *r));
-  const auto insert = command("-I");
+  const auto insert = command(table, "-I", chain, args);
   r = run_command(insert, "", options_.timeout);
   if (!r.ok()) return Error(r.error());
   if (r->exit_code != 0) return Error(failure(insert, *r));
   return true;
+}
+
+Expected<bool> ExecIptablesRunner::delete_rule(Table table, std::string_view chain,
+                                               const std::vector<std::string>& args) {
+  const auto argv = command(table, "-D", chain, args);
+  auto r = run_command(argv, "", options_.timeout);
+  if (!r.ok()) return Error(r.error());
+  if (r->exit_code == 0) return true;
+  // Exit status 1: no such rule or chain ("Bad rule", "does a matching rule exist").
+  if (r->exit_code == 1) return false;
+  return Error(failure(argv, *r));
+}
+
+Expected<std::optional<std::string>> ExecIptablesRunner::rule_at(Table table, std::string_view chain, int index) {
+  const auto argv = command(table, "-S", chain, {std::to_string(index)});
+  auto r = run_command(argv, "", options_.timeout);
+  if (!r.ok()) return Error(r.error());
+  if (r->exit_code == 1) return std::optional<std::string>();  // no such chain (see chain_exists)
+  if (r->exit_code != 0) return Error(failure(argv, *r));
+  std::string out = std::move(r->out);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return std::optional<std::string>(std::move(out));
 }
 
 bool has_kubelet_chains(std::string_view out) {

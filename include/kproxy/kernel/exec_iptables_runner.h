@@ -44,6 +44,8 @@ class ExecIptablesRunner final : public IptablesRunner {
   Expected<std::string> save(Table table) override;
   Expected<bool> chain_exists(Table table, std::string_view chain) override;
   Expected<bool> ensure_rule(Table table, std::string_view chain, const std::vector<std::string>& args) override;
+  Expected<bool> delete_rule(Table table, std::string_view chain, const std::vector<std::string>& args) override;
+  Expected<std::optional<std::string>> rule_at(Table table, std::string_view chain, int index) override;
   IptablesFlavour flavour() const override { return options_.flavour; }
   IpFamily family() const override { return options_.family; }
 
@@ -52,6 +54,8 @@ class ExecIptablesRunner final : public IptablesRunner {
 
  private:
   std::string binary(std::string_view suffix) const;  // "iptables-nft-restore", ...
+  std::vector<std::string> command(Table table, const char* op, std::string_view chain,
+                                   const std::vector<std::string>& args) const;
   std::vector<std::string> with_prefix(std::vector<std::string> argv) const;
 
   ExecIptablesOptions options_;

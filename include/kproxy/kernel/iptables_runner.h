@@ -53,6 +53,14 @@ class IptablesRunner {
   // built-in chains, which a restore with --noflush cannot ensure without duplicating them.
   virtual Expected<bool> ensure_rule(Table table, std::string_view chain, const std::vector<std::string>& args) = 0;
 
+  // Removes one rule equal to ARGS from CHAIN (iptables -D). Returns false when there was
+  // none (or no such chain); errors are lock timeouts and failures to run iptables.
+  virtual Expected<bool> delete_rule(Table table, std::string_view chain, const std::vector<std::string>& args) = 0;
+
+  // The INDEX-th rule of CHAIN (1-based) as "iptables -S" prints it, "" when the chain has
+  // fewer rules, nullopt when the chain does not exist. Cheap: for the canary.
+  virtual Expected<std::optional<std::string>> rule_at(Table table, std::string_view chain, int index) = 0;
+
   virtual IptablesFlavour flavour() const = 0;
   virtual IpFamily family() const = 0;
 };

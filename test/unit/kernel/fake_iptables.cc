@@ -362,19 +362,53 @@ Expected<bool> FakeIptables::chain_exists(Table t, std::string_view name) {
   return chain(t, std::string(name)) != nullptr;
 }
 
-Expected<bool> FakeIptables::ensure_rule(Table t, std::string_view name, const std::vector<std::string>& args) {
-  ++ensure_rule_calls_;
-  auto& chains = tables_.at(t).chains;
-  auto it = chains.find(std::string(name));
-  if (it == chains.end()) return Error("fake iptables: -C " + std::string(name) + ": no chain by that name");
+namespace {
+// ARGS as the fake stores a rule: joined, comments quoted, whitespace-normalized.
+Expected<std::string> spec_of(const std::vector<std::string>& args) {
   std::string line;
   for (const auto& a : args) {
     if (!line.empty()) line += ' ';
     line += a.find(' ') == std::string::npos ? a : '"' + a + '"';
   }
   std::string err;
-  const std::string spec = join(tokenize(line, &err), 0);
+  std::string spec = join(tokenize(line, &err), 0);
   if (!err.empty()) return Error("fake iptables: " + err);
+  return spec;
+}
+}  // namespace
+
+Expected<bool> FakeIptables::delete_rule(Table t, std::string_view name, const std::vector<std::string>& args) {
+  auto& chains = tables_.at(t).chains;
+  auto it = chains.find(std::string(name));
+  if (it == chains.end()) return false;
+  auto spec = spec_of(args);
+  if (!spec.ok()) return Error(spec.error());
+  auto& rules = it->second.rules;
+  auto found = std::find(rules.begin(), rules.end(), *spec);
+  if (found == rules.end()) return false;
+  rules.erase(found);
+  return true;
+}
+
+Expected<std::optional<std::string>> FakeIptables::rule_at(Table t, std::string_view name, int index) {
+  const Chain* c = chain(t, std::string(name));
+  if (c == nullptr) return std::optional<std::string>();
+  if (index < 1 || static_cast<std::size_t>(index) > c->rules.size()) return std::optional<std::string>("");
+  return std::optional<std::string>("-A " + std::string(name) + " " + c->rules[static_cast<std::size_t>(index) - 1]);
+}
+
+void FakeIptables::flush_table(Table t) {
+  for (auto& [name, c] : tables_.at(t).chains) c.rules.clear();
+}
+
+Expected<bool> FakeIptables::ensure_rule(Table t, std::string_view name, const std::vector<std::string>& args) {
+  ++ensure_rule_calls_;
+  auto& chains = tables_.at(t).chains;
+  auto it = chains.find(std::string(name));
+  if (it == chains.end()) return Error("fake iptables: -C " + std::string(name) + ": no chain by that name");
+  auto spec_or = spec_of(args);
+  if (!spec_or.ok()) return Error(spec_or.error());
+  const std::string spec = *spec_or;
   for (const auto& target : spec_targets(spec)) {
     if (target.starts_with("KUBE-") && chains.find(target) == chains.end()) {
       return Error("fake iptables: -I " + std::string(name) + ": jump to missing chain " + target);

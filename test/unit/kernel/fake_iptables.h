@@ -31,6 +31,10 @@ class FakeIptables final : public IptablesRunner {
   Expected<std::string> save(Table table) override;
   Expected<bool> chain_exists(Table table, std::string_view chain) override;
   Expected<bool> ensure_rule(Table table, std::string_view chain, const std::vector<std::string>& args) override;
+  Expected<bool> delete_rule(Table table, std::string_view chain, const std::vector<std::string>& args) override;
+  Expected<std::optional<std::string>> rule_at(Table table, std::string_view chain, int index) override;
+  // "iptables -t TABLE -F": empties every chain of the table (a firewalld reload, say).
+  void flush_table(Table table);
   IptablesFlavour flavour() const override { return flavour_; }
   IpFamily family() const override { return family_; }
 
