@@ -95,6 +95,26 @@ TEST_F(KproxyLifecycle, AFlushOfNatIsRepairedWithinTheSyncPeriod) {
   EXPECT_EQ(kproxy->stop(), 0) << kproxy->describe();
 }
 
+TEST_F(KproxyLifecycle, HealthzAndLivezAnswerOnceSynced) {
+  auto kproxy = start_kproxy();
+  ASSERT_TRUE(eventually([&] { return has_service_rules(); }, 20s)) << kproxy->describe();
+  for (const char* path : {"/healthz", "/livez"}) {
+    kproxy::testing::RunResult r;
+    ASSERT_TRUE(eventually(
+        [&] {
+          r = ns_->exec({"curl", "-s", "-o", "/dev/stdout", "-w", "\n%{http_code}", std::string("http://127.0.0.1:10256") + path});
+          return r.out.ends_with("\n200");
+        },
+        10s))
+        << path << ": " << r.out << r.err << kproxy->describe();
+    EXPECT_NE(r.out.find("\"lastUpdated\""), std::string::npos) << r.out;
+    if (std::string(path) == "/healthz") {
+      EXPECT_NE(r.out.find("\"nodeEligible\":true"), std::string::npos) << r.out;
+    }
+  }
+  EXPECT_EQ(kproxy->stop(), 0) << kproxy->describe();
+}
+
 TEST_F(KproxyLifecycle, SigtermLeavesTheRulesAndCleanupRestoresTheTablesOfBefore) {
   const std::string before = normalized_save(*ns_);
   auto kproxy = start_kproxy();
