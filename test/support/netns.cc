@@ -1,9 +1,13 @@
 #include "netns.h"
 
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
 
 #include <sstream>
 
@@ -54,6 +58,33 @@ RunResult Netns::exec_ok(const std::vector<std::string>& argv, const std::string
   std::vector<std::string> full = {"ip", "netns", "exec", name_};
   full.insert(full.end(), argv.begin(), argv.end());
   return run_ok(full, input);
+}
+
+ScopedNetnsEntry::ScopedNetnsEntry(const std::string& name) {
+  original_fd_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (original_fd_ < 0) {
+    error_ = std::string("open /proc/thread-self/ns/net: ") + std::strerror(errno);
+    return;
+  }
+  const std::string path = "/run/netns/" + name;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    error_ = "open " + path + ": " + std::strerror(errno);
+    return;
+  }
+  if (::setns(fd, CLONE_NEWNET) != 0) {
+    error_ = "setns " + path + ": " + std::strerror(errno);
+  } else {
+    entered_ = true;
+  }
+  ::close(fd);
+}
+
+ScopedNetnsEntry::~ScopedNetnsEntry() {
+  // Failing to return would leave the test thread in a throwaway namespace, and later
+  // "ip netns" commands and fixtures would act there: stop rather than go on.
+  if (entered_ && ::setns(original_fd_, CLONE_NEWNET) != 0) std::abort();
+  if (original_fd_ >= 0) ::close(original_fd_);
 }
 
 bool can_create_netns() { return geteuid() == 0 && run({"ip", "-V"}).exit_code == 0; }

@@ -38,6 +38,26 @@ class Netns {
   bool ok_ = false;
 };
 
+// Moves the calling thread into the named namespace (/run/netns/<name>) for its lifetime, then
+// back to the one it was in. Threads and sockets created meanwhile stay in the named
+// namespace: that is how an in-process server (the fake API server) is made to listen inside
+// a test namespace. Only the calling thread moves; use it from one thread at a time.
+class ScopedNetnsEntry {
+ public:
+  explicit ScopedNetnsEntry(const std::string& name);
+  ~ScopedNetnsEntry();
+  ScopedNetnsEntry(const ScopedNetnsEntry&) = delete;
+  ScopedNetnsEntry& operator=(const ScopedNetnsEntry&) = delete;
+
+  bool ok() const { return entered_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  int original_fd_ = -1;
+  bool entered_ = false;
+  std::string error_;
+};
+
 // True when the process may create namespaces (root, /run/netns writable, iproute2 present).
 bool can_create_netns();
 
