@@ -23,14 +23,17 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -279,6 +282,12 @@ class KproxyClusterTest : public ::testing::Test {
     g_suite = nullptr;
   }
 
+  static std::vector<std::string> kproxy_argv(const Suite& s) {
+    return {KPROXY_BINARY, "--kubeconfig=" + s.kubeconfig, "--hostname-override=node1",
+            "--cluster-cidr=10.244.0.0/16", "--healthz-bind-address=127.0.0.1:10256",
+            "--metrics-bind-address=127.0.0.1:10249", "--iptables-min-sync-period=100ms", "--v=2"};
+  }
+
   static std::string set_up(Suite& s) {
     s.cluster = std::make_unique<TestCluster>(kTag);
     if (!s.cluster->ok()) return s.cluster->error();
@@ -308,10 +317,7 @@ class KproxyClusterTest : public ::testing::Test {
       return "could not create KUBE-IPTABLES-HINT in legacy mangle";
     }
 
-    s.kproxy =
-        &c.start(c.node_ns(1), {KPROXY_BINARY, "--kubeconfig=" + s.kubeconfig, "--hostname-override=node1",
-                                "--cluster-cidr=10.244.0.0/16", "--healthz-bind-address=127.0.0.1:10256",
-                                "--metrics-bind-address=127.0.0.1:10249", "--iptables-min-sync-period=100ms", "--v=2"});
+    s.kproxy = &c.start(c.node_ns(1), kproxy_argv(s));
     // Ready when the first full sync is in the kernel: the plain ClusterIP Service answers.
     const auto deadline = std::chrono::steady_clock::now() + 20s;
     for (;;) {
@@ -774,6 +780,54 @@ namespace {
 
 // The same daemon on iptables-legacy (kubelet's hint chain in legacy mangle): a smoke test of
 // the main paths; the nft suite above covers the semantics.
+// Restart without disruption: SIGTERM leaves the rules in the kernel, and the new process
+// does not touch them until both caches have synced, then rewrites them in one atomic
+// restore. Probes of every protocol run the whole time; not one may fail.
+TEST_F(KproxyClusterTest, NoRequestFailsAcrossARestart) {
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered_count{0};
+  std::mutex mu;
+  std::vector<std::string> failures;
+  std::vector<std::thread> probes;
+  for (Proto proto : kAllProtos) {
+    probes.emplace_back([&, proto] {
+      while (!stop) {
+        RequestResult r = TestCluster::request(c1().ns, proto, at(kWebIp), 2000, 1);
+        if (answered(r, 1)) {
+          ++answered_count;
+        } else {
+          std::lock_guard lock(mu);
+          failures.push_back(std::string(proto_name(proto)) + ": " + describe(r));
+        }
+      }
+    });
+  }
+  auto wait_answers = [&](int n) {
+    const int target = answered_count + n;
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (answered_count < target && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);
+    return answered_count >= target;
+  };
+  EXPECT_TRUE(wait_answers(6));
+  EXPECT_EQ(g_suite->kproxy->stop(), 0) << g_suite->kproxy->describe();
+  const int before_down = answered_count;
+  EXPECT_TRUE(wait_answers(6)) << "traffic while kproxy is down";
+  const int while_down = answered_count - before_down;
+
+  g_suite->kproxy = &cluster().start(node1(), kproxy_argv(*g_suite));
+  bool synced = false;
+  for (const auto deadline = std::chrono::steady_clock::now() + 20s;
+       !synced && std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(50ms)) {
+    synced = g_suite->kproxy->stderr_text().find("iptables full sync") != std::string::npos;
+  }
+  EXPECT_TRUE(synced) << g_suite->kproxy->describe();
+  EXPECT_TRUE(wait_answers(6)) << "traffic after the new process's first sync";
+  stop = true;
+  for (auto& t : probes) t.join();
+  EXPECT_GT(while_down, 0);
+  EXPECT_TRUE(failures.empty()) << failures.size() << " failed requests, first: " << failures.front();
+}
+
 class KproxyLegacyClusterTest : public KproxyClusterTest {
  protected:
   static void SetUpTestSuite() {
