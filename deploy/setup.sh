@@ -18,7 +18,7 @@ packages=(
   # kernel tools used by the netns tests and by kproxy on a node
   iptables iproute2 iputils-ping conntrack ipset procps kmod
   # used by tests
-  python3 curl
+  python3 python3-prometheus-client curl  # python3-prometheus-client: parses scraped /metrics
 )
 
 if [ "$(id -u)" -ne 0 ]; then
