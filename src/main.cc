@@ -15,6 +15,7 @@
 #include <set>
 #include <span>
 #include <thread>
+#include <type_traits>
 
 #include "kproxy/config/command_line.h"
 #include "kproxy/health/proxy_health.h"
@@ -22,8 +23,14 @@
 #include "kproxy/health/service_health_server.h"
 #include "kproxy/iptables/maintenance.h"
 #include "kproxy/iptables/proxier.h"
+#include "kproxy/proxier/conntrack_cleanup.h"
 #include "kproxy/kernel/exec_iptables_runner.h"
+#include "kproxy/kernel/conntrack.h"
 #include "kproxy/kernel/host.h"
+#include "kproxy/metrics/kube_proxy_metrics.h"
+#include "kproxy/metrics/metrics_server.h"
+#include "kproxy/metrics/process_metrics.h"
+#include "kproxy/metrics/registry.h"
 #include "kproxy/k8s/api_source.h"
 #include "kproxy/k8s/event_queue.h"
 #include "kproxy/k8s/informer.h"
@@ -90,6 +97,34 @@ class NodeHealthHandler : public kproxy::InformerHandler<kproxy::model::Node> {
 
  private:
   kproxy::health::ProxyHealth& health_;
+};
+
+// Counts Service and EndpointSlice events for kube-proxy's change metrics, and remembers the
+// EndpointSlices' last-change-trigger-time annotations for the network programming latency.
+// Runs on the proxier's thread, like every handler.
+template <typename T>
+class ChangeCounter : public kproxy::InformerHandler<T> {
+ public:
+  using Ptr = typename kproxy::InformerHandler<T>::Ptr;
+  explicit ChangeCounter(std::function<void(std::size_t pending)> on_change) : on_change_(std::move(on_change)) {}
+  void on_add(const Ptr& o) override { record(o); }
+  void on_update(const Ptr&, const Ptr& o) override { record(o); }
+  void on_delete(const Ptr&) override { on_change_(++pending); }
+  void on_synced() override {}
+
+  std::size_t pending = 0;  // events since the last successful sync
+  std::vector<kproxy::model::Timestamp> trigger_times;
+
+ private:
+  void record(const Ptr& o) {
+    on_change_(++pending);
+    if constexpr (std::is_same_v<T, kproxy::model::EndpointSlice>) {
+      auto it = o->meta.annotations.find("endpoints.kubernetes.io/last-change-trigger-time");
+      if (it == o->meta.annotations.end()) return;
+      if (auto t = kproxy::model::parse_rfc3339(it->second); t.ok()) trigger_times.push_back(*t);
+    }
+  }
+  std::function<void(std::size_t)> on_change_;
 };
 
 // The iptables backend's options from the configuration (kube-proxy's NewProxier arguments).
@@ -265,11 +300,37 @@ int main(int argc, char** argv) {
   loop_options.runner.retry_interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(config.sync_period());
   proxier::ProxierLoop loop(loop_options, backend);
 
+  // Metrics: kube-proxy's, kproxy's own, the process's; /metrics on --metrics-bind-address.
+  kproxy::metrics::Registry registry;
+  kproxy::metrics::KubeProxyMetrics metrics(registry, kproxy::metrics::ProxyMetricsMode::kIptables);
+  kproxy::metrics::register_process_metrics(registry);
+  std::unique_ptr<kproxy::metrics::MetricsServer> metrics_server;
+  if (auto listen = config.metrics_bind_address.listen()) {
+    kproxy::metrics::MetricsServerOptions metrics_options;
+    metrics_options.proxy_mode = "iptables";
+    auto started = kproxy::metrics::MetricsServer::start(registry, listen->ip, listen->port, metrics_options);
+    if (started.ok()) {
+      metrics_server = std::move(*started);
+    } else if (config.bind_address_hard_fail) {
+      std::fprintf(stderr, "kproxy: metrics server: %s\n", started.error().c_str());
+      return 1;
+    } else {
+      spdlog::error("metrics server failed: {}", started.error());
+    }
+  }
+
   // Health: /healthz and /livez, and a health-check node port per Service that needs one.
   kproxy::health::ProxyHealth proxy_health(2 * config.sync_period());
   std::unique_ptr<kproxy::health::ProxyHealthServer> healthz;
   if (auto listen = config.healthz_bind_address.listen()) {
-    auto started = kproxy::health::ProxyHealthServer::start(proxy_health, listen->ip, listen->port);
+    auto started = kproxy::health::ProxyHealthServer::start(
+        proxy_health, listen->ip, listen->port, kproxy::health::HealthzFormat::kJson, [&metrics](bool is_healthz, int code) {
+          if (is_healthz) {
+            metrics.healthz_answered(code);
+          } else {
+            metrics.livez_answered(code);
+          }
+        });
     if (started.ok()) {
       healthz = std::move(*started);
     } else if (config.bind_address_hard_fail) {
@@ -288,14 +349,69 @@ int main(int argc, char** argv) {
     }
   }
   kproxy::health::ServiceHealthServer service_health(proxy_health, health_check_addresses);
+  // Conntrack: stale UDP and SCTP flows are deleted after each successful sync
+  // (docs/conntrack.md). `cleaned` is the snapshot of the last cleanup that succeeded.
+  std::unique_ptr<kproxy::kernel::ConntrackTable> conntrack;
+  if (auto opened = kproxy::kernel::open_netlink_conntrack_table(); opened.ok()) {
+    conntrack = std::move(*opened);
+  } else {
+    spdlog::error("conntrack: {}; stale UDP and SCTP flows will not be removed", opened.error());
+  }
+  std::shared_ptr<const proxier::Snapshot> cleaned;
+
+  ChangeCounter<model::Service> service_changes([&metrics](std::size_t n) { metrics.service_changed(n); });
+  ChangeCounter<model::EndpointSlice> slice_changes([&metrics](std::size_t n) { metrics.endpoints_changed(n); });
   loop.on_sync([&](const proxier::SyncReport& report) {
+    using kproxy::IpFamily;
+    const bool full = report.kind == proxier::SyncKind::kFull;
+    const double seconds = std::chrono::duration<double>(report.duration).count();
+    metrics.observe_sync(IpFamily::kIPv4, full ? kproxy::metrics::SyncKind::kFull : kproxy::metrics::SyncKind::kPartial,
+                         seconds);
     if (!report.ok) {
-      spdlog::error("sync failed ({}); retrying with a full sync: {}", report.kind == proxier::SyncKind::kFull ? "full" : "partial",
-                    report.error);
+      metrics.iptables_restore_failed(IpFamily::kIPv4);
+      if (!full) metrics.iptables_partial_restore_failed(IpFamily::kIPv4);
+      spdlog::error("sync failed ({}); retrying with a full sync: {}", full ? "full" : "partial", report.error);
       return;
     }
+    const auto now = std::chrono::system_clock::now();
+    metrics.sync_succeeded(IpFamily::kIPv4, now);
+    const auto& figures = backend.last_figures();
+    metrics.set_iptables_rules_last(IpFamily::kIPv4, kproxy::metrics::RuleTable::kFilter, figures.filter_rules);
+    metrics.set_iptables_rules_last(IpFamily::kIPv4, kproxy::metrics::RuleTable::kNat, figures.nat_rules);
+    if (const auto& rendered = backend.last_rendered()) {
+      std::size_t filter_total = 0, nat_total = 0;
+      for (const auto& c : rendered->filter) filter_total += c.rules.size();
+      for (const auto& c : rendered->nat) nat_total += c.rules.size();
+      for (const auto& [name, chains] : rendered->service_chains) {
+        for (const auto& c : chains) nat_total += c.rules.size();
+      }
+      metrics.set_iptables_rules_total(IpFamily::kIPv4, kproxy::metrics::RuleTable::kFilter, filter_total);
+      metrics.set_iptables_rules_total(IpFamily::kIPv4, kproxy::metrics::RuleTable::kNat, nat_total);
+    }
+    metrics.set_no_local_endpoints(IpFamily::kIPv4, static_cast<std::size_t>(figures.stats.no_local_endpoints_internal),
+                                   static_cast<std::size_t>(figures.stats.no_local_endpoints_external));
+    for (const auto& trigger : slice_changes.trigger_times) {
+      metrics.observe_network_programming(IpFamily::kIPv4, std::chrono::duration<double>(now - trigger).count());
+    }
+    slice_changes.trigger_times.clear();
+    service_changes.pending = slice_changes.pending = 0;
+    metrics.set_service_changes_pending(0);
+    metrics.set_endpoint_changes_pending(0);
     proxy_health.updated(kproxy::IpFamily::kIPv4);
     sync_service_health(service_health, *report.snapshot);
+    if (conntrack && proxier::conntrack_cleanup_needed(cleaned.get(), *report.snapshot)) {
+      const auto start = std::chrono::steady_clock::now();
+      auto deleted = proxier::cleanup_stale_flows(*conntrack, cleaned.get(), *report.snapshot,
+                                                  kproxy::kernel::local_addresses());
+      const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (deleted.ok()) {
+        cleaned = report.snapshot;
+        metrics.conntrack_reconciled(IpFamily::kIPv4, took, *deleted);
+        if (*deleted > 0 && kproxy::log::v(2)) spdlog::info("conntrack: deleted {} stale flows", *deleted);
+      } else {
+        spdlog::error("conntrack cleanup failed (retried after the next sync): {}", deleted.error());
+      }
+    }
     if (kproxy::log::v(2)) {
       spdlog::info("synced {} service ports ({} changed) in {} ms", report.snapshot->service_ports.size(),
                    report.changed_ports, std::chrono::duration_cast<std::chrono::milliseconds>(report.duration).count());
@@ -305,10 +421,18 @@ int main(int argc, char** argv) {
   k8s::EventQueue queue;
   NodeHealthHandler node_health(proxy_health);
   FanOut<model::Node> nodes({&loop.node_handler(), &node_health});
-  k8s::Informer<model::Service> service_informer("Service", model::parse_service, queue, loop.service_handler());
-  k8s::Informer<model::EndpointSlice> slice_informer("EndpointSlice", model::parse_endpoint_slice, queue,
-                                                    loop.endpoint_slice_handler());
-  k8s::Informer<model::Node> node_informer("Node", model::parse_node, queue, nodes);
+  FanOut<model::Service> services({&service_changes, &loop.service_handler()});
+  FanOut<model::EndpointSlice> slices({&slice_changes, &loop.endpoint_slice_handler()});
+  // Rejections are logged and counted (kproxy_objects_rejected_total{kind,reason}); the sink
+  // runs on reflector threads, and the metrics are thread-safe.
+  const k8s::RejectionSink count_rejection = [&metrics](const model::Rejection& r) {
+    k8s::log_rejection(r);
+    metrics.object_rejected(r);
+  };
+  k8s::Informer<model::Service> service_informer("Service", model::parse_service, queue, services, count_rejection);
+  k8s::Informer<model::EndpointSlice> slice_informer("EndpointSlice", model::parse_endpoint_slice, queue, slices,
+                                                    count_rejection);
+  k8s::Informer<model::Node> node_informer("Node", model::parse_node, queue, nodes, count_rejection);
 
   std::optional<k8s::ManifestSource> manifests;
   std::optional<k8s::ApiSource> api;
@@ -355,7 +479,10 @@ int main(int argc, char** argv) {
         next_canary_check = Clock::now() + canary_period;
       }
       loop.after_events();
-      if (loop.tracker().has_pending_changes()) proxy_health.queued_update(kproxy::IpFamily::kIPv4);
+      if (loop.tracker().has_pending_changes()) {
+        proxy_health.queued_update(kproxy::IpFamily::kIPv4);
+        metrics.sync_queued(kproxy::IpFamily::kIPv4, std::chrono::system_clock::now());
+      }
       loop.run_due(Clock::now(), [] { return Clock::now(); });
     }
   });

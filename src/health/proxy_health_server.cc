@@ -12,23 +12,26 @@ constexpr std::size_t kWorkers = 4;
 
 }  // namespace
 
-ProxyHealthServer::ProxyHealthServer(const ProxyHealth& health, HealthzFormat format)
-    : health_(health), format_(format) {}
+ProxyHealthServer::ProxyHealthServer(const ProxyHealth& health, HealthzFormat format, Observer observer)
+    : health_(health), format_(format), observer_(std::move(observer)) {}
 
 Expected<std::unique_ptr<ProxyHealthServer>> ProxyHealthServer::start(const ProxyHealth& health, const IpAddress& ip,
-                                                                      std::uint16_t port, HealthzFormat format) {
-  std::unique_ptr<ProxyHealthServer> server(new ProxyHealthServer(health, format));
+                                                                      std::uint16_t port, HealthzFormat format,
+                                                                      Observer observer) {
+  std::unique_ptr<ProxyHealthServer> server(new ProxyHealthServer(health, format, std::move(observer)));
   ProxyHealthServer* self = server.get();
   auto listener = HttpListener::open(ip, port, kWorkers, [self](httplib::Server& http) {
     route_all_methods(http, "/healthz", [self](const httplib::Request&, httplib::Response& res) {
       const HealthResponse response =
           healthz_response(self->health_.health(), self->health_.node_eligible(), self->format_);
       (response.status == 200 ? self->healthz_200_ : self->healthz_503_)++;
+      if (self->observer_) self->observer_(true, response.status);
       set_json_body(res, response.status, response.body);
     });
     route_all_methods(http, "/livez", [self](const httplib::Request&, httplib::Response& res) {
       const HealthResponse response = livez_response(self->health_.health(), self->format_);
       (response.status == 200 ? self->livez_200_ : self->livez_503_)++;
+      if (self->observer_) self->observer_(false, response.status);
       set_json_body(res, response.status, response.body);
     });
     // Go's ServeMux answers other paths with http.NotFound. httplib calls the error handler for

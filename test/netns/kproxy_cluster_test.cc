@@ -828,6 +828,52 @@ TEST_F(KproxyClusterTest, NoRequestFailsAcrossARestart) {
   EXPECT_TRUE(failures.empty()) << failures.size() << " failed requests, first: " << failures.front();
 }
 
+// Conntrack: UDP and SCTP flows move off a removed endpoint. The client sends from a fixed
+// port, so every request is the same conntrack entry, which keeps its DNAT to the backend it
+// was first sent to. Only deleting the entry (kproxy does it after the sync that removed the
+// endpoint) sends the next request to the remaining backend: the removed pod still runs and
+// would keep answering. kube-proxy does this for UDP only; SCTP is kproxy's addition.
+TEST_F(KproxyClusterTest, UdpAndSctpFlowsMoveOffARemovedEndpoint) {
+  int port = 40000;
+  for (Proto proto : {Proto::kUdp, Proto::kSctp}) {
+    SCOPED_TRACE(proto_name(proto));
+    const std::string from = c1().ip + ":" + std::to_string(port++);
+    auto fixed = [&](int count) {
+      return kproxy::testing::run({"ip", "netns", "exec", c1().ns, testpeer_binary(), "request", "--proto",
+                                   std::string(proto_name(proto)), "--to", at(kChurnIp), "--bind", from, "--count",
+                                   std::to_string(count), "--timeout-ms", "2000"});
+    };
+    auto server_of = [](const kproxy::testing::RunResult& r) { return r.out.substr(0, r.out.find(' ')); };
+    const auto first = fixed(1);
+    ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
+    const std::string pinned = server_of(first);
+    ASSERT_TRUE(pinned == "a1" || pinned == "b2") << first.out;
+    // Same entry, same backend. (One request per process: a usrsctp stack cannot rebind the
+    // port of an association it just closed.)
+    for (int i = 0; i < 3; ++i) {
+      const auto again = fixed(1);
+      ASSERT_EQ(again.exit_code, 0) << again.err;
+      EXPECT_EQ(again.out, pinned + " " + from + "\n");
+    }
+
+    const bool drop_a1 = pinned == "a1";
+    const std::string other = drop_a1 ? "b2" : "a1";
+    api().upsert("endpointslices",
+                 slice_json("churn", drop_a1 ? std::vector<Ep>{{b2().ip, 2}} : std::vector<Ep>{{a1().ip, 1}}));
+    std::string last;
+    bool moved = false;
+    for (auto deadline = std::chrono::steady_clock::now() + 10s; !moved && std::chrono::steady_clock::now() < deadline;) {
+      const auto r = fixed(1);
+      last = r.out + r.err;
+      moved = r.exit_code == 0 && server_of(r) == other;
+      if (!moved) std::this_thread::sleep_for(200ms);
+    }
+    EXPECT_TRUE(moved) << "still " << last << "\nkproxy:\n" << g_suite->kproxy->stderr_text();
+    api().upsert("endpointslices", slice_json("churn", {{a1().ip, 1}, {b2().ip, 2}}));
+    reaches(c1().ns, proto, at(kChurnIp), 12, {"a1", "b2"});
+  }
+}
+
 class KproxyLegacyClusterTest : public KproxyClusterTest {
  protected:
   static void SetUpTestSuite() {

@@ -115,6 +115,42 @@ TEST_F(KproxyLifecycle, HealthzAndLivezAnswerOnceSynced) {
   EXPECT_EQ(kproxy->stop(), 0) << kproxy->describe();
 }
 
+// /metrics of the running daemon, read by a real Prometheus text-format parser (Debian's
+// python3-prometheus-client), carries kube-proxy's sync metrics after the first sync.
+TEST_F(KproxyLifecycle, MetricsParseWithPrometheusAndShowTheSync) {
+  if (kproxy::testing::run({"/usr/bin/python3", "-c", "import prometheus_client.parser"}).exit_code != 0) {
+    GTEST_SKIP() << "/usr/bin/python3 with prometheus_client (python3-prometheus-client) is not installed";
+  }
+  auto kproxy = start_kproxy({"--metrics-bind-address=127.0.0.1:10249"});
+  ASSERT_TRUE(eventually([&] { return has_service_rules(); }, 20s)) << kproxy->describe();
+  kproxy::testing::RunResult scraped;
+  ASSERT_TRUE(eventually(
+      [&] {
+        scraped = ns_->exec({"curl", "-sf", "http://127.0.0.1:10249/metrics"});
+        return scraped.exit_code == 0 &&
+               scraped.out.find("kubeproxy_sync_proxy_rules_last_timestamp_seconds{") != std::string::npos;
+      },
+      10s))
+      << scraped.out << scraped.err << kproxy->describe();
+  const std::string program =
+      "import sys\n"
+      "from prometheus_client.parser import text_string_to_metric_families\n"
+      "names = {}\n"
+      "for f in text_string_to_metric_families(sys.stdin.read()):\n"
+      "    names[f.name] = (f.type, len(f.samples))\n"
+      "for n in sorted(names): print(n, *names[n])\n";
+  const auto parsed = kproxy::testing::run({"/usr/bin/python3", "-c", program}, scraped.out);
+  ASSERT_EQ(parsed.exit_code, 0) << parsed.err << "\n" << scraped.out;
+  for (const char* family : {"kubeproxy_sync_proxy_rules_duration_seconds histogram",
+                             "kubeproxy_sync_full_proxy_rules_duration_seconds histogram",
+                             "kubeproxy_sync_proxy_rules_last_timestamp_seconds gauge",
+                             "kubeproxy_sync_proxy_rules_iptables_total gauge",
+                             "kubeproxy_sync_proxy_rules_endpoint_changes counter"}) {
+    EXPECT_NE(parsed.out.find(family), std::string::npos) << family << " in\n" << parsed.out;
+  }
+  EXPECT_EQ(kproxy->stop(), 0) << kproxy->describe();
+}
+
 TEST_F(KproxyLifecycle, SigtermLeavesTheRulesAndCleanupRestoresTheTablesOfBefore) {
   const std::string before = normalized_save(*ns_);
   auto kproxy = start_kproxy();

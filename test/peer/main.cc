@@ -1,7 +1,7 @@
 // kproxy-testpeer: a traffic peer for the netns tests and the demo.
 //
 //   kproxy-testpeer serve --name NAME [--tcp PORT]... [--udp PORT]... [--sctp PORT]... [--bind IP]
-//   kproxy-testpeer request --proto tcp|udp|sctp --to IP:PORT [--timeout-ms N] [--count N] [--bind IP]
+//   kproxy-testpeer request --proto tcp|udp|sctp --to IP:PORT [--timeout-ms N] [--count N] [--bind IP[:PORT]]
 //
 // The server answers every request with "NAME <peer-ip>:<peer-port>\n", the source address
 // it saw (tests use it to tell whether traffic was masqueraded), and prints "ready" once every
@@ -577,9 +577,9 @@ int run(int argc, char** argv) {
         if (!n) return usage(("bad count " + v).c_str());
         o.count = *n;
       } else if (f == "--bind") {
+        // IP, or IP:PORT to send from a fixed port (the same conntrack entry every time).
         auto a = parse_endpoint(v, false);
         if (!a) return usage(("bad address " + v).c_str());
-        a->sin_port = 0;
         o.bind = a;
       } else {
         return usage(("unknown flag " + f).c_str());

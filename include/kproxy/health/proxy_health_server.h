@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "kproxy/health/proxy_health.h"
@@ -28,9 +29,14 @@ class ProxyHealthServer {
   // Binds ip:port (port 0: an ephemeral port, for tests) and serves on its own thread until
   // destroyed. An unspecified ip (0.0.0.0 or ::) listens on both families, as Go does.
   // `health` must outlive the server. The error names the address and the errno.
+  // Called after each /healthz (healthz true) or /livez answer with its status code, on the
+  // server's thread: the proxy_healthz_total / proxy_livez_total counters.
+  using Observer = std::function<void(bool healthz, int code)>;
+
   static Expected<std::unique_ptr<ProxyHealthServer>> start(const ProxyHealth& health, const IpAddress& ip,
                                                             std::uint16_t port,
-                                                            HealthzFormat format = HealthzFormat::kJson);
+                                                            HealthzFormat format = HealthzFormat::kJson,
+                                                            Observer observer = nullptr);
   ~ProxyHealthServer();  // stops accepting, finishes requests in flight, joins its threads
   ProxyHealthServer(const ProxyHealthServer&) = delete;
   ProxyHealthServer& operator=(const ProxyHealthServer&) = delete;
@@ -39,10 +45,11 @@ class ProxyHealthServer {
   HealthRequestCounts counts() const;
 
  private:
-  ProxyHealthServer(const ProxyHealth& health, HealthzFormat format);
+  ProxyHealthServer(const ProxyHealth& health, HealthzFormat format, Observer observer);
 
   const ProxyHealth& health_;
   const HealthzFormat format_;
+  const Observer observer_;
   std::atomic<std::uint64_t> healthz_200_{0}, healthz_503_{0}, livez_200_{0}, livez_503_{0};
   std::unique_ptr<HttpListener> listener_;  // last: destroyed (joined) before the counters
 };
