@@ -1,7 +1,7 @@
 #include "kproxy/health/proxy_health_server.h"
 
-#include "http_listener.h"
-#include "http_util.h"
+#include "http/http_listener.h"
+#include "http/http_util.h"
 #include "kproxy/log.h"
 
 namespace kproxy::health {
@@ -20,19 +20,19 @@ Expected<std::unique_ptr<ProxyHealthServer>> ProxyHealthServer::start(const Prox
                                                                       Observer observer) {
   std::unique_ptr<ProxyHealthServer> server(new ProxyHealthServer(health, format, std::move(observer)));
   ProxyHealthServer* self = server.get();
-  auto listener = HttpListener::open(ip, port, kWorkers, [self](httplib::Server& http) {
-    route_all_methods(http, "/healthz", [self](const httplib::Request&, httplib::Response& res) {
+  auto listener = http::HttpListener::open(ip, port, kWorkers, [self](httplib::Server& http) {
+    http::route_all_methods(http, "/healthz", [self](const httplib::Request&, httplib::Response& res) {
       const HealthResponse response =
           healthz_response(self->health_.health(), self->health_.node_eligible(), self->format_);
       (response.status == 200 ? self->healthz_200_ : self->healthz_503_)++;
       if (self->observer_) self->observer_(true, response.status);
-      set_json_body(res, response.status, response.body);
+      http::set_json_body(res, response.status, response.body);
     });
-    route_all_methods(http, "/livez", [self](const httplib::Request&, httplib::Response& res) {
+    http::route_all_methods(http, "/livez", [self](const httplib::Request&, httplib::Response& res) {
       const HealthResponse response = livez_response(self->health_.health(), self->format_);
       (response.status == 200 ? self->livez_200_ : self->livez_503_)++;
       if (self->observer_) self->observer_(false, response.status);
-      set_json_body(res, response.status, response.body);
+      http::set_json_body(res, response.status, response.body);
     });
     // Go's ServeMux answers other paths with http.NotFound. httplib calls the error handler for
     // every status >= 400, so it leaves our own 503s alone.

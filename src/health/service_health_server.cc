@@ -2,8 +2,8 @@
 
 #include <utility>
 
-#include "http_listener.h"
-#include "http_util.h"
+#include "http/http_listener.h"
+#include "http/http_util.h"
 #include "kproxy/log.h"
 
 namespace kproxy::health {
@@ -45,7 +45,7 @@ std::vector<ListenFailure> ServiceHealthServer::sync_services(const std::map<Nam
   std::lock_guard lock(instances_mu_);
 
   // Close first, so that a port moving from one Service to another can be reopened below.
-  std::vector<std::unique_ptr<HttpListener>> closing;
+  std::vector<std::unique_ptr<http::HttpListener>> closing;
   for (auto it = instances_.begin(); it != instances_.end();) {
     const auto wanted = ports.find(it->first);
     if (wanted != ports.end() && wanted->second == it->second.port) {
@@ -67,8 +67,8 @@ std::vector<ListenFailure> ServiceHealthServer::sync_services(const std::map<Nam
     if (log::v(2)) spdlog::info("Opening healthcheck for service {} on port {}", to_string(name), port);
     Instance instance{port, {}};
     for (const IpAddress& address : addresses_) {
-      auto listener = HttpListener::open(address, port, kWorkers, [this, name](httplib::Server& http) {
-        route_all_methods(http, ".*", [this, name](const httplib::Request&, httplib::Response& res) {
+      auto listener = http::HttpListener::open(address, port, kWorkers, [this, name](httplib::Server& http) {
+        http::route_all_methods(http, ".*", [this, name](const httplib::Request&, httplib::Response& res) {
           int count = 0;
           {
             std::lock_guard counts_lock(counts_mu_);
@@ -77,7 +77,7 @@ std::vector<ListenFailure> ServiceHealthServer::sync_services(const std::map<Nam
           }
           const bool proxy_healthy = proxy_health_.healthy();
           res.set_header("X-Load-Balancing-Endpoint-Weight", std::to_string(count));
-          set_json_body(res, count != 0 && proxy_healthy ? 200 : 503, service_health_body(name, count, proxy_healthy));
+          http::set_json_body(res, count != 0 && proxy_healthy ? 200 : 503, service_health_body(name, count, proxy_healthy));
         });
       });
       if (!listener) {

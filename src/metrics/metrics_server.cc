@@ -3,7 +3,8 @@
 #include <string>
 #include <utility>
 
-#include "http_listener.h"
+#include "http/http_listener.h"
+#include "http/http_util.h"
 #include "kproxy/log.h"
 
 namespace kproxy::metrics {
@@ -13,17 +14,6 @@ namespace {
 constexpr std::size_t kWorkers = 2;
 
 constexpr const char* kPlainText = "text/plain; charset=utf-8";
-
-// Go's mux answers every method; httplib routes per method (GET also answers HEAD).
-template <typename Handler>
-void route_all_methods(httplib::Server& server, const std::string& pattern, Handler handler) {
-  server.Get(pattern, handler);
-  server.Post(pattern, handler);
-  server.Put(pattern, handler);
-  server.Patch(pattern, handler);
-  server.Delete(pattern, handler);
-  server.Options(pattern, handler);
-}
 
 void set_plain(httplib::Response& res, std::string body) {
   res.status = 200;
@@ -40,8 +30,8 @@ Expected<std::unique_ptr<MetricsServer>> MetricsServer::start(const Registry& re
                                                               std::uint16_t port, MetricsServerOptions options) {
   std::unique_ptr<MetricsServer> server(new MetricsServer(registry, std::move(options)));
   MetricsServer* self = server.get();
-  auto listener = HttpListener::open(ip, port, kWorkers, [self](httplib::Server& http) {
-    route_all_methods(http, "/metrics", [self](const httplib::Request&, httplib::Response& res) {
+  auto listener = http::HttpListener::open(ip, port, kWorkers, [self](httplib::Server& http) {
+    http::route_all_methods(http, "/metrics", [self](const httplib::Request&, httplib::Response& res) {
       res.status = 200;
       res.set_content(self->registry_.render(), std::string(kTextFormatContentType).c_str());
     });
@@ -50,14 +40,14 @@ Expected<std::unique_ptr<MetricsServer>> MetricsServer::start(const Registry& re
     const auto healthz = [](const httplib::Request& req, httplib::Response& res) {
       set_plain(res, req.has_param("verbose") ? "[+]ping ok\nhealthz check passed\n" : "ok");
     };
-    route_all_methods(http, "/healthz", healthz);
-    route_all_methods(http, "/healthz/ping",
+    http::route_all_methods(http, "/healthz", healthz);
+    http::route_all_methods(http, "/healthz/ping",
                       [](const httplib::Request&, httplib::Response& res) { set_plain(res, "ok"); });
-    route_all_methods(http, "/proxyMode", [self](const httplib::Request&, httplib::Response& res) {
+    http::route_all_methods(http, "/proxyMode", [self](const httplib::Request&, httplib::Response& res) {
       set_plain(res, self->options_.proxy_mode);
     });
     if (self->options_.configz) {
-      route_all_methods(http, "/configz", [self](const httplib::Request&, httplib::Response& res) {
+      http::route_all_methods(http, "/configz", [self](const httplib::Request&, httplib::Response& res) {
         res.status = 200;
         res.set_content(*self->options_.configz, "application/json");
       });

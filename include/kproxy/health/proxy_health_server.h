@@ -14,9 +14,11 @@
 #include "kproxy/ip.h"
 #include "kproxy/status.h"
 
-namespace kproxy::health {
-
+namespace kproxy::http {
 class HttpListener;
+}  // namespace kproxy::http
+
+namespace kproxy::health {
 
 struct HealthRequestCounts {
   std::uint64_t healthz_200 = 0, healthz_503 = 0;
@@ -51,7 +53,7 @@ class ProxyHealthServer {
   const HealthzFormat format_;
   const Observer observer_;
   std::atomic<std::uint64_t> healthz_200_{0}, healthz_503_{0}, livez_200_{0}, livez_503_{0};
-  std::unique_ptr<HttpListener> listener_;  // last: destroyed (joined) before the counters
+  std::unique_ptr<http::HttpListener> listener_;  // last: destroyed (joined) before the counters
 };
 
 }  // namespace kproxy::health

@@ -20,9 +20,11 @@
 #include "kproxy/health/proxy_health.h"
 #include "kproxy/ip.h"
 
-namespace kproxy::health {
-
+namespace kproxy::http {
 class HttpListener;
+}  // namespace kproxy::http
+
+namespace kproxy::health {
 
 struct NamespacedName {
   std::string ns;
@@ -68,7 +70,7 @@ class ServiceHealthServer {
  private:
   struct Instance {
     std::uint16_t port = 0;
-    std::vector<std::unique_ptr<HttpListener>> listeners;  // one per address
+    std::vector<std::unique_ptr<http::HttpListener>> listeners;  // one per address
   };
 
   const ProxyHealth& proxy_health_;

@@ -19,9 +19,11 @@
 #include "kproxy/metrics/registry.h"
 #include "kproxy/status.h"
 
-namespace kproxy::metrics {
-
+namespace kproxy::http {
 class HttpListener;
+}  // namespace kproxy::http
+
+namespace kproxy::metrics {
 
 struct MetricsServerOptions {
   std::string proxy_mode = "iptables";  // the /proxyMode body
@@ -47,7 +49,7 @@ class MetricsServer {
 
   const Registry& registry_;
   const MetricsServerOptions options_;
-  std::unique_ptr<HttpListener> listener_;  // last: destroyed (joined) first
+  std::unique_ptr<http::HttpListener> listener_;  // last: destroyed (joined) first
 };
 
 // The Content-Type of /metrics: Prometheus' text format 0.0.4.

@@ -1,4 +1,4 @@
-#include "http_listener.h"
+#include "http/http_listener.h"
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -7,7 +7,7 @@
 #include <chrono>
 #include <cstring>
 
-namespace kproxy::health {
+namespace kproxy::http {
 namespace {
 
 // Go sets SO_REUSEADDR on listeners (so a restarted kproxy can bind while old connections sit
@@ -90,4 +90,4 @@ HttpListener::~HttpListener() {
   }
 }
 
-}  // namespace kproxy::health
+}  // namespace kproxy::http

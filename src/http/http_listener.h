@@ -1,4 +1,4 @@
-// One httplib server on one address, serving on its own thread: the only code in kproxy_health
+// One httplib server on one address, serving on its own thread: the only code in kproxy_health and kproxy_metrics
 // that touches sockets. Private to the library (httplib stays out of public headers).
 #pragma once
 
@@ -15,7 +15,7 @@
 #include "kproxy/ip.h"
 #include "kproxy/status.h"
 
-namespace kproxy::health {
+namespace kproxy::http {
 
 class HttpListener {
  public:
@@ -47,4 +47,4 @@ class HttpListener {
   std::jthread thread_;  // last: joined before server_ is destroyed
 };
 
-}  // namespace kproxy::health
+}  // namespace kproxy::http

@@ -1,4 +1,4 @@
-// Response details shared by the two servers, as Go's net/http writes them.
+// Response details shared by kproxy's HTTP servers (health, metrics), as Go's net/http writes them.
 #pragma once
 
 #include <httplib.h>
@@ -6,7 +6,7 @@
 #include <string>
 #include <utility>
 
-namespace kproxy::health {
+namespace kproxy::http {
 
 // Every kube-proxy health handler sets Content-Type application/json and
 // X-Content-Type-Options nosniff.
@@ -27,4 +27,4 @@ void route_all_methods(httplib::Server& server, const std::string& pattern, Hand
   server.Options(pattern, handler);
 }
 
-}  // namespace kproxy::health
+}  // namespace kproxy::http
