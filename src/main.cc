@@ -133,6 +133,8 @@ kproxy::iptables::IptablesProxierOptions iptables_options(const kproxy::config::
   using kproxy::config::LocalMode;
   ipt::IptablesProxierOptions o;
   o.render.family = kproxy::IpFamily::kIPv4;
+  // kube-proxy's chains with a dispatch tree under KUBE-SERVICES (docs/iptables.md).
+  o.render.layout = ipt::RenderOptions::Layout::kKproxy;
   o.render.masquerade_all = config.iptables.masquerade_all;
   o.render.masquerade_bit = config.iptables.masquerade_bit.value_or(14);
   o.render.localhost_nodeports = config.iptables.localhost_node_ports.value_or(true);

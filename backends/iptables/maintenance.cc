@@ -41,6 +41,14 @@ Status cleanup(kernel::IptablesRunner& runner) {
   all.family = runner.family() == kernel::IpFamily::kIPv4 ? IpFamily::kIPv4 : IpFamily::kIPv6;
   all.localhost_nodeports = false;  // leaves out the KUBE-FIREWALL jumps: kubelet's
   for (const BuiltinJump& jump : builtin_jumps(all)) {
+    // "iptables -D ... -j CHAIN" is a usage error (status 2), not "no such rule", when CHAIN
+    // does not exist; then no rule can jump to it either.
+    auto target = runner.chain_exists(jump.table, std::get<Jump>(jump.rule.target).chain);
+    if (!target.ok()) {
+      errors.push_back(target.error());
+      continue;
+    }
+    if (!*target) continue;
     for (int i = 0; i < 16; ++i) {
       auto deleted = runner.delete_rule(jump.table, jump.chain, rule_args(jump.rule));
       if (!deleted.ok()) {

@@ -1,6 +1,7 @@
 #include "kproxy/iptables/proxier.h"
 
 #include <algorithm>
+#include <map>
 
 #include "kproxy/log.h"
 
@@ -88,12 +89,31 @@ Status IptablesProxier::sync(const proxier::SyncRequest& request) {
   for (const auto& [name, chains] : rules.service_chains) {
     for (const Chain& c : chains) active.insert(c.name);
   }
+  for (const Chain& c : rules.nat_dispatch) active.insert(c.name);
   std::vector<std::string> stale;
   std::set_difference(kernel_chains_->begin(), kernel_chains_->end(), active.begin(), active.end(),
                       std::back_inserter(stale));
 
   const bool full = request.kind == proxier::SyncKind::kFull;
-  const auto blocks = sync_blocks(rules, full ? nullptr : &request.changed, stale);
+  auto blocks = sync_blocks(rules, full ? nullptr : &request.changed, stale);
+  // Dispatch chains: a partial sync writes only those whose rules changed (or are new), so
+  // that the bytes written follow the change, not the cluster.
+  std::map<std::string, std::string> dispatch_text;
+  for (const Chain& c : rules.nat_dispatch) {
+    std::string text;
+    for (const Rule& r : c.rules) text += rule_spec(r) + "\n";
+    dispatch_text.emplace(c.name, std::move(text));
+  }
+  if (!full) {
+    auto& chains = blocks[1].chains;
+    chains.erase(std::remove_if(chains.begin(), chains.end(),
+                                [&](const Chain* c) {
+                                  if (!c->name.starts_with(kDispatchChainPrefix)) return false;
+                                  auto it = dispatch_written_.find(c->name);
+                                  return it != dispatch_written_.end() && it->second == dispatch_text.at(c->name);
+                                }),
+                 chains.end());
+  }
   const std::string payload = restore_payload(blocks);
 
   figures_ = IptablesSyncFigures{};
@@ -108,6 +128,7 @@ Status IptablesProxier::sync(const proxier::SyncRequest& request) {
   if (log::v(5)) spdlog::info("iptables-restore payload:\n{}", payload);
   if (Status s = runner_.restore(payload, kernel::RestoreFlags{}); !s.ok()) return s;
   kernel_chains_ = std::move(active);
+  dispatch_written_ = std::move(dispatch_text);
 
   if (full) {
     if (Status s = ensure_jumps(); !s.ok()) return s;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdio>
 
 namespace kproxy::iptables {
 namespace {
@@ -275,7 +276,77 @@ class ServiceRenderer {
   Chain& nat_nodeports_;
 };
 
+// One rule of a chain to place in the dispatch tree, keyed by its destination host address.
+struct TreeEntry {
+  std::uint32_t ip;
+  std::size_t order;  // position in the root, to keep the relative order inside a leaf
+  Rule rule;
+};
+
+std::string dispatch_chain_name(int level, std::uint32_t key) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%s%d-%03X", kDispatchChainPrefix, level, key);
+  return buf;
+}
+
+std::uint32_t low_mask(int bits) { return bits >= 32 ? ~std::uint32_t{0} : (std::uint32_t{1} << bits) - 1; }
+
+// Fills `chain` (level `level`, holding the entries whose low 2*level bits equal `key`).
+void build_node(std::vector<TreeEntry*>& entries, int level, std::uint32_t key, int depth, Chain& chain,
+                std::vector<Chain>& out) {
+  if (level == depth) {
+    std::sort(entries.begin(), entries.end(), [](const TreeEntry* a, const TreeEntry* b) { return a->order < b->order; });
+    for (TreeEntry* e : entries) chain.rules.push_back(std::move(e->rule));
+    return;
+  }
+  const int shift = 2 * level;
+  const std::uint32_t child_mask = low_mask(shift + 2);
+  for (std::uint32_t digit = 0; digit < 4; ++digit) {
+    std::vector<TreeEntry*> child_entries;
+    for (TreeEntry* e : entries) {
+      if (((e->ip >> shift) & 3u) == digit) child_entries.push_back(e);
+    }
+    if (child_entries.empty()) continue;
+    const std::uint32_t child_key = key | (digit << shift);
+    Chain child{dispatch_chain_name(level + 1, child_key), {}};
+    build_node(child_entries, level + 1, child_key, depth, child, out);
+    chain.rules.push_back(
+        Rule{{AddressBits{Address::Direction::kDestination, child_key, child_mask}}, Jump{child.name}});
+    out.push_back(std::move(child));
+  }
+}
+
 }  // namespace
+
+std::vector<Chain> build_dispatch_tree(Chain& root, int depth) {
+  std::vector<TreeEntry> entries;
+  std::vector<Rule> rest;
+  std::size_t order = 0;
+  for (Rule& rule : root.rules) {
+    const Address* host = nullptr;
+    for (const Term& t : rule.terms) {
+      const auto* a = std::get_if<Address>(&t);
+      if (a != nullptr && a->direction == Address::Direction::kDestination && !a->negated &&
+          a->cidr.family() == IpFamily::kIPv4 && a->cidr.prefix_length() == 32) {
+        host = a;
+        break;
+      }
+    }
+    if (host == nullptr) {
+      rest.push_back(std::move(rule));
+    } else {
+      entries.push_back(TreeEntry{host->cidr.network().v4_host_order(), order++, std::move(rule)});
+    }
+  }
+  std::vector<Chain> out;
+  root.rules.clear();
+  std::vector<TreeEntry*> all;
+  for (TreeEntry& e : entries) all.push_back(&e);
+  if (!all.empty()) build_node(all, 0, 0, std::max(depth, 1), root, out);
+  for (Rule& r : rest) root.rules.push_back(std::move(r));
+  std::sort(out.begin(), out.end(), [](const Chain& a, const Chain& b) { return a.name < b.name; });
+  return out;
+}
 
 Term LocalDetector::if_local() const {
   switch (mode) {
@@ -305,6 +376,11 @@ const Chain* RenderedRules::find(Table table, const std::string& name) const {
     if (c.name == name) return &c;
   }
   if (table != Table::kNat) return nullptr;
+  if (name.starts_with(kDispatchChainPrefix)) {
+    auto it = std::lower_bound(nat_dispatch.begin(), nat_dispatch.end(), name,
+                               [](const Chain& c, const std::string& n) { return c.name < n; });
+    return it != nat_dispatch.end() && it->name == name ? &*it : nullptr;
+  }
   for (const auto& [port, chains] : service_chains) {
     for (const Chain& c : chains) {
       if (c.name == name) return &c;
@@ -330,7 +406,7 @@ std::string endpoint_chain_name(const proxier::ServicePortName& name, const prox
 }
 
 bool is_service_chain(std::string_view chain) {
-  for (std::string_view prefix : {"KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-"}) {
+  for (std::string_view prefix : {"KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-", "KUBE-SVCS-"}) {
     if (chain.starts_with(prefix)) return true;
   }
   return false;
@@ -397,6 +473,10 @@ RenderedRules render(const proxier::Snapshot& snapshot, const RenderOptions& opt
     }
   }
 
+  if (options.layout == RenderOptions::Layout::kKproxy && !ipv6) {
+    out.nat_dispatch = build_dispatch_tree(nat_services, options.dispatch_depth);
+  }
+
   ChainWriter fwd{filter_forward};
   if (options.drop_invalid) fwd.add({ConntrackState{ConntrackState::kInvalid, false}}, Verdict{Verdict::Kind::kDrop});
   fwd.add({Comment{"kubernetes forwarding rules"}, Mark{mark, mark, false}}, Verdict{Verdict::Kind::kAccept});
@@ -412,6 +492,7 @@ std::vector<TableBlock> sync_blocks(const RenderedRules& rules, const std::set<p
   for (const Chain& c : rules.filter) filter.chains.push_back(&c);
   TableBlock nat{Table::kNat, {}, stale_chains};
   for (const Chain& c : rules.nat) nat.chains.push_back(&c);
+  for (const Chain& c : rules.nat_dispatch) nat.chains.push_back(&c);
   for (const auto& [name, chains] : rules.service_chains) {
     if (write != nullptr && !write->contains(name)) continue;
     for (const Chain& c : chains) nat.chains.push_back(&c);

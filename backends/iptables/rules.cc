@@ -59,6 +59,10 @@ struct ArgWriter {
     add(a.direction == Address::Direction::kSource ? "-s" : "-d");
     add(address_text(a.cidr, a.keep_prefix));
   }
+  void operator()(const AddressBits& a) {
+    add(a.direction == Address::Direction::kSource ? "-s" : "-d");
+    add(IpAddress::from_v4(a.value).to_string() + "/" + IpAddress::from_v4(a.mask).to_string());
+  }
   void operator()(const DestinationPort& d) {
     add("--dport");
     add(std::to_string(d.port));

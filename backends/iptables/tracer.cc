@@ -83,6 +83,10 @@ class Walk {
     const IpAddress& ip = a.direction == Address::Direction::kSource ? packet_.source : dst_;
     return (ip.family() == a.cidr.family() && a.cidr.contains(ip)) != a.negated;
   }
+  bool matches(const AddressBits& a) {
+    const IpAddress& ip = a.direction == Address::Direction::kSource ? packet_.source : dst_;
+    return ip.is_v4() && (ip.v4_host_order() & a.mask) == a.value;
+  }
   bool matches(const DestinationPort& d) { return d.port == dport_; }
   bool matches(const InInterface& i) {
     const std::string& in = packet_.in_interface;

@@ -73,8 +73,10 @@ class KproxyLifecycle : public ::testing::Test {
     argv.insert(argv.end(), extra.begin(), extra.end());
     return std::make_unique<BackgroundProcess>(argv, ns_->name());
   }
+  // A jump to a KUBE-SVC- chain anywhere in nat (the cluster IP rules sit in the leaves of the
+  // dispatch tree under KUBE-SERVICES).
   bool has_service_rules() {
-    return ns_->exec({"iptables-nft", "-t", "nat", "-S", "KUBE-SERVICES"}).out.find("KUBE-SVC-") != std::string::npos;
+    return ns_->exec({"iptables-nft", "-t", "nat", "-S"}).out.find("-j KUBE-SVC-") != std::string::npos;
   }
   bool has_prerouting_jump() {
     return ns_->exec({"iptables-nft", "-t", "nat", "-S", "PREROUTING"}).out.find("-j KUBE-SERVICES") !=

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -67,6 +68,8 @@ class IptablesProxier final : public proxier::ProxierBackend {
   // The service chains (KUBE-SVC-/SVL-/EXT-/FW-/SEP-) in the kernel's nat table after the
   // last successful restore; unknown until the first sync reads them.
   std::optional<std::set<std::string>> kernel_chains_;
+  // The rules of each dispatch chain as last written (rule_spec lines), to skip unchanged ones.
+  std::map<std::string, std::string> dispatch_written_;
   IptablesSyncFigures figures_;
   std::optional<RenderedRules> rendered_;
 };

@@ -74,6 +74,17 @@ struct RenderOptions {
   // largeClusterEndpointsThreshold).
   std::size_t large_cluster_endpoints_threshold = 1000;
 
+  // kKubeProxy: kube-proxy's layout, rule for rule. kKproxy: the same chains per service, but
+  // nat KUBE-SERVICES dispatches on the destination address through a tree of KUBE-SVCS-
+  // chains, so a new connection is matched against O(log n) rules instead of n
+  // (docs/iptables.md, "Dispatch tree").
+  enum class Layout { kKubeProxy, kKproxy };
+  Layout layout = Layout::kKubeProxy;
+  // Dispatch tree levels: each splits on two more low bits of the destination address, so
+  // the tree has 4^depth leaves. 6 keeps ~2.5 frontends per leaf at 10,000 Services and the
+  // deepest jump path within nf_tables' limit of 15 chains (docs/iptables.md).
+  int dispatch_depth = 6;
+
   std::uint32_t masquerade_mark() const { return std::uint32_t{1} << masquerade_bit; }
 };
 
@@ -103,6 +114,9 @@ struct RenderedRules {
   // The nat chains of each service port (KUBE-SVC-, KUBE-SVL-, KUBE-EXT-, KUBE-FW-,
   // KUBE-SEP-), which a partial sync writes only for the ports that changed.
   std::map<proxier::ServicePortName, std::vector<Chain>> service_chains;
+  // The dispatch tree under nat KUBE-SERVICES (kKproxy layout; empty otherwise), ordered by
+  // name. Written when they change.
+  std::vector<Chain> nat_dispatch;
   RenderStats stats;
 
   // Every chain of `table` (top-level and per-service), or nullptr.
@@ -111,9 +125,9 @@ struct RenderedRules {
 
 RenderedRules render(const proxier::Snapshot& snapshot, const RenderOptions& options);
 
-// The iptables-restore blocks of one sync (filter, then nat): every top-level chain, the
-// service chains of the ports in `write` (of every port when `write` is nullptr: a full
-// sync), and "-X" for each of `stale_chains`. Pointers point into `rules`.
+// The iptables-restore blocks of one sync (filter, then nat): every top-level chain and
+// dispatch chain, the service chains of the ports in `write` (of every port when `write` is
+// nullptr: a full sync), and "-X" for each of `stale_chains`. Pointers point into `rules`.
 std::vector<TableBlock> sync_blocks(const RenderedRules& rules, const std::set<proxier::ServicePortName>* write,
                                     const std::vector<std::string>& stale_chains);
 
@@ -128,8 +142,23 @@ std::string external_chain_name(const proxier::ServicePortName& name);         /
 std::string firewall_chain_name(const proxier::ServicePortName& name);         // KUBE-FW-
 std::string endpoint_chain_name(const proxier::ServicePortName& name, const proxier::Endpoint& endpoint);  // KUBE-SEP-
 
-// Whether `chain` is a per-service chain name kube-proxy (and kproxy) owns in nat: the
-// prefixes KUBE-SVC-, KUBE-SVL-, KUBE-EXT-, KUBE-FW-, KUBE-SEP-.
+// Whether `chain` is a chain kproxy (or kube-proxy) creates per service or per dispatch node
+// in nat, and deletes when no longer used: the prefixes KUBE-SVC-, KUBE-SVL-, KUBE-EXT-,
+// KUBE-FW-, KUBE-SEP- and KUBE-SVCS- (dispatch tree).
 bool is_service_chain(std::string_view chain);
+
+// The prefix of dispatch tree chains: "KUBE-SVCS-" + the level + "-" + the value of the
+// address's low 2*level bits in hex ("KUBE-SVCS-3-02A").
+inline constexpr const char* kDispatchChainPrefix = "KUBE-SVCS-";
+
+// Moves `root`'s rules that match one IPv4 destination host address ("-d IP") into a
+// fixed-shape 4-ary trie keyed on the address's LOW bits: level L (root = 0) jumps by
+// "-d V/M" (M selecting the low 2(L+1) bits) to at most four children; the rules themselves
+// sit in the chains of level `depth`, in their original order. Low bits, because cluster IPs
+// are allocated at random within the service CIDR, so the low bits spread evenly whatever its
+// size, and the shape depends only on which keys are present: adding a frontend writes its
+// leaf and at most one new chain per level. Rules without a host destination stay in `root`
+// after the tree's jumps. Returns the new chains.
+std::vector<Chain> build_dispatch_tree(Chain& root, int depth);
 
 }  // namespace kproxy::iptables

@@ -27,10 +27,12 @@ using kernel::Table;
 // -m comment --comment TEXT (quoted when TEXT has a space, as kube-proxy writes it).
 struct Comment {
   std::string text;
+  bool operator==(const Comment&) const = default;
 };
 // -m PROTO -p PROTO
 struct Protocol {
   model::Protocol protocol = model::Protocol::kTcp;
+  bool operator==(const Protocol&) const = default;
 };
 // [!] -s CIDR / [!] -d CIDR. A host address prints without its /32 or /128, as kube-proxy
 // writes it.
@@ -41,77 +43,101 @@ struct Address {
   bool negated = false;
   // Print a host CIDR with its prefix length ("::1/128"), where kube-proxy writes one.
   bool keep_prefix = false;
+  bool operator==(const Address&) const = default;
+};
+// [!] -s VALUE/MASK / -d VALUE/MASK with an arbitrary (non-prefix) IPv4 mask, printed as two
+// dotted quads ("-d 0.0.0.2/0.0.0.3"): the address bits selected by MASK equal VALUE.
+struct AddressBits {
+  Address::Direction direction = Address::Direction::kDestination;
+  std::uint32_t value = 0;  // host order
+  std::uint32_t mask = 0;
+  bool operator==(const AddressBits&) const = default;
 };
 // --dport N (after a Protocol term).
 struct DestinationPort {
   std::uint16_t port = 0;
+  bool operator==(const DestinationPort&) const = default;
 };
 // -i NAME, or -i PREFIX+ when `prefix`.
 struct InInterface {
   std::string name;
   bool prefix = false;
   bool negated = false;
+  bool operator==(const InInterface&) const = default;
 };
 // -m addrtype --src-type LOCAL / --dst-type LOCAL
 struct AddrTypeLocal {
   bool source = false;  // --src-type, else --dst-type
+  bool operator==(const AddrTypeLocal&) const = default;
 };
 // -m mark [!] --mark VALUE/MASK
 struct Mark {
   std::uint32_t value = 0;
   std::uint32_t mask = 0;
   bool negated = false;
+  bool operator==(const Mark&) const = default;
 };
 // -m conntrack [!] --ctstate S1,S2,...
 struct ConntrackState {
   enum State : std::uint8_t { kNew = 1, kEstablished = 2, kRelated = 4, kInvalid = 8, kDnat = 16 };
   std::uint8_t states = 0;  // bit set of State
   bool negated = false;
+  bool operator==(const ConntrackState&) const = default;
 };
 // -m statistic --mode random --probability P (printed "%0.10f").
 struct Probability {
   double p = 1.0;
+  bool operator==(const Probability&) const = default;
 };
 // -m recent --name NAME --rcheck --seconds N --reap
 struct RecentCheck {
   std::string name;
   std::uint32_t seconds = 0;
+  bool operator==(const RecentCheck&) const = default;
 };
 // -m recent --name NAME --set
 struct RecentSet {
   std::string name;
+  bool operator==(const RecentSet&) const = default;
 };
 
-using Term = std::variant<Comment, Protocol, Address, DestinationPort, InInterface, AddrTypeLocal, Mark,
+using Term = std::variant<Comment, Protocol, Address, AddressBits, DestinationPort, InInterface, AddrTypeLocal, Mark,
                           ConntrackState, Probability, RecentCheck, RecentSet>;
 
 // ---- Targets -----------------------------------------------------------------------------
 
 // No target: the rule only counts (kube-proxy's last KUBE-FW- rule).
-struct NoTarget {};
+struct NoTarget {
+  bool operator==(const NoTarget&) const = default;
+};
 // -j CHAIN
 struct Jump {
   std::string chain;
+  bool operator==(const Jump&) const = default;
 };
 // -j ACCEPT / DROP / RETURN / REJECT
 struct Verdict {
   enum class Kind { kAccept, kDrop, kReturn, kReject };
   Kind kind = Kind::kAccept;
+  bool operator==(const Verdict&) const = default;
 };
 // -j DNAT --to-destination IP:PORT
 struct Dnat {
   IpAddress ip;
   std::uint16_t port = 0;
+  bool operator==(const Dnat&) const = default;
 };
 // -j MARK --or-mark V / --xor-mark V
 struct SetMark {
   enum class Op { kOr, kXor };
   Op op = Op::kOr;
   std::uint32_t value = 0;
+  bool operator==(const SetMark&) const = default;
 };
 // -j MASQUERADE [--random-fully]
 struct Masquerade {
   bool random_fully = false;
+  bool operator==(const Masquerade&) const = default;
 };
 
 using Target = std::variant<NoTarget, Jump, Verdict, Dnat, SetMark, Masquerade>;
@@ -119,11 +145,13 @@ using Target = std::variant<NoTarget, Jump, Verdict, Dnat, SetMark, Masquerade>;
 struct Rule {
   std::vector<Term> terms;
   Target target;
+  bool operator==(const Rule&) const = default;
 };
 
 struct Chain {
   std::string name;
   std::vector<Rule> rules;
+  bool operator==(const Chain&) const = default;
 };
 
 // ---- Text --------------------------------------------------------------------------------

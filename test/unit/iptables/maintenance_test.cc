@@ -73,6 +73,15 @@ TEST(Cleanup, RemovesEverythingKproxyWroteAndNothingElse) {
   EXPECT_TRUE(cleanup(fake).ok());
 }
 
+TEST(Cleanup, OnATableKproxyNeverTouchedSucceedsAndChangesNothing) {
+  kernel::FakeIptables fake;
+  std::map<Table, std::string> before;
+  for (Table t : {Table::kFilter, Table::kNat, Table::kMangle}) before[t] = *fake.save(t);
+  const Status s = cleanup(fake);
+  EXPECT_TRUE(s.ok()) << s.message();
+  for (Table t : {Table::kFilter, Table::kNat, Table::kMangle}) EXPECT_EQ(*fake.save(t), before[t]);
+}
+
 TEST(Cleanup, FailsNamingWhatStayedWhenAForeignRuleStillUsesAChain) {
   kernel::FakeIptables fake;
   IptablesProxier proxier(fake, IptablesProxierOptions{});

@@ -379,10 +379,17 @@ Expected<std::string> spec_of(const std::vector<std::string>& args) {
 
 Expected<bool> FakeIptables::delete_rule(Table t, std::string_view name, const std::vector<std::string>& args) {
   auto& chains = tables_.at(t).chains;
-  auto it = chains.find(std::string(name));
-  if (it == chains.end()) return false;
   auto spec = spec_of(args);
   if (!spec.ok()) return Error(spec.error());
+  // As iptables: a jump to a chain that does not exist is a usage error (status 2), even
+  // before the rule is looked for.
+  for (const auto& target : spec_targets(*spec)) {
+    if (target.starts_with("KUBE-") && chains.find(target) == chains.end()) {
+      return Error("fake iptables: -D " + std::string(name) + ": Chain '" + target + "' does not exist");
+    }
+  }
+  auto it = chains.find(std::string(name));
+  if (it == chains.end()) return false;
   auto& rules = it->second.rules;
   auto found = std::find(rules.begin(), rules.end(), *spec);
   if (found == rules.end()) return false;
