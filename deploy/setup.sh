@@ -12,6 +12,7 @@ packages=(
   # libraries (see docs/dependencies.md for why each one is here)
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   libcpp-httplib-dev libssl-dev
+  libsimdjson-dev  # API objects parsed from text on the list/watch path
   libnl-3-dev libnl-route-3-dev libnl-genl-3-dev libnl-nf-3-dev
   libiptc-dev libipset-dev libusrsctp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
@@ -19,6 +20,8 @@ packages=(
   iptables iproute2 iputils-ping conntrack ipset procps kmod
   # used by tests
   python3 python3-prometheus-client curl  # python3-prometheus-client: parses scraped /metrics
+  # the vm tier (test/vm/run): qemu, the initramfs's busybox, IPVS's command line tool
+  qemu-system-x86 busybox-static ipvsadm
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -35,10 +38,13 @@ done
 
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "deploy/setup.sh: all ${#packages[@]} packages present"
-  exit 0
+else
+  echo "deploy/setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-echo "deploy/setup.sh: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The vm tier's guest kernel: Debian's stock linux-image package, downloaded once and unpacked
+# into /var/cache/kproxy-vm (not installed); nothing is done when it is cached.
+"$(dirname "$0")/../test/vm/prepare"
