@@ -161,7 +161,8 @@ int main(int argc, char** argv) {
               static_cast<double>(services_body->body.size() + slices_body->body.size()) / (1 << 20));
   std::printf("time to synced: %.3f s\n", seconds(synced));
   std::printf("baseline (nlohmann::json::parse of the same bodies): %.3f s\n", seconds(parse));
-  std::printf("for reference: fetching both bodies (one client, sequential) %.3f s; JSON -> model of %zu items %.3f s\n",
+  std::printf("for reference: fetching both bodies (one client, sequential) %.3f s; nlohmann trees -> model of %zu "
+              "items %.3f s\n",
               seconds(fetch), models, seconds(model_time));
   std::printf("ratio synced/baseline: %.2f (target <= 2)\n", seconds(synced) / seconds(parse));
   std::printf("kproxy CPU time until synced: %.3f s, ratio to baseline %.2f (the rest of the wall time is the server,\n"

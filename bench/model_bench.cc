@@ -1,4 +1,6 @@
-// JSON -> model: the cost per object of validation on top of nlohmann's parse.
+// JSON -> model: the cost per object of the text path (simdjson + validation, what the
+// informers run) against nlohmann's parse alone and nlohmann's tree + validation (the path
+// before simdjson).
 #include <benchmark/benchmark.h>
 
 #include <nlohmann/json.hpp>
@@ -33,6 +35,13 @@ void BM_ParseJsonOnly(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * text.size()));
 }
 BENCHMARK(BM_ParseJsonOnly)->Arg(10)->Arg(100);
+
+void BM_ParseTreeAndModel(benchmark::State& state) {
+  const std::string text = slice(static_cast<int>(state.range(0))).dump();
+  for (auto _ : state) benchmark::DoNotOptimize(kproxy::model::parse_endpoint_slice(nlohmann::json::parse(text)));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * text.size()));
+}
+BENCHMARK(BM_ParseTreeAndModel)->Arg(10)->Arg(100);
 
 void BM_ParseJsonAndModel(benchmark::State& state) {
   const std::string text = slice(static_cast<int>(state.range(0))).dump();

@@ -1,5 +1,7 @@
 #include "kproxy/k8s/watch_stream.h"
 
+#include <limits>
+
 namespace kproxy::k8s {
 
 Status WatchDecoder::feed(std::string_view chunk, const std::function<Status(std::string_view)>& on_line) {
@@ -49,15 +51,15 @@ std::string_view to_string(WatchEventType type) {
 }
 
 Expected<WatchEvent> parse_watch_event(std::string_view line) {
-  nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
+  auto j = model::JsonValue::parse(line);
+  if (!j || !j->is_object()) {
     return Error("malformed watch event: not a JSON object (" + std::to_string(line.size()) + " bytes)");
   }
-  auto type = j.find("type");
-  auto object = j.find("object");
-  if (type == j.end() || !type->is_string()) return Error("malformed watch event: no \"type\"");
-  if (object == j.end() || !object->is_object()) return Error("malformed watch event: no \"object\"");
-  const std::string& t = type->get_ref<const std::string&>();
+  auto type = j->member("type").string();
+  model::JsonValue object = j->member("object");
+  if (!type) return Error("malformed watch event: no \"type\"");
+  if (!object.is_object()) return Error("malformed watch event: no \"object\"");
+  const std::string_view t = *type;
   WatchEvent e;
   if (t == "ADDED") {
     e.type = WatchEventType::kAdded;
@@ -70,10 +72,22 @@ Expected<WatchEvent> parse_watch_event(std::string_view line) {
   } else if (t == "ERROR") {
     e.type = WatchEventType::kError;
   } else {
-    return Error("malformed watch event: unknown type \"" + t.substr(0, 32) + "\"");
+    return Error("malformed watch event: unknown type \"" + std::string(t.substr(0, 32)) + "\"");
   }
-  e.object = std::move(*object);
+  e.object = std::move(object);
   return e;
+}
+
+ApiStatus parse_api_status(const model::JsonValue& status) {
+  ApiStatus s;
+  if (!status.is_object()) return s;
+  if (auto code = status.member("code").integer();
+      code && *code >= std::numeric_limits<int>::min() && *code <= std::numeric_limits<int>::max()) {
+    s.code = static_cast<int>(*code);
+  }
+  if (auto reason = status.member("reason").string()) s.reason = std::string(*reason);
+  if (auto message = status.member("message").string()) s.message = std::string(*message);
+  return s;
 }
 
 ApiStatus parse_api_status(const nlohmann::json& status) {

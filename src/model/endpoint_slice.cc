@@ -92,7 +92,7 @@ std::optional<Endpoint> read_endpoint(const Field& ep, std::optional<AddressType
   bool ok = true;
 
   Field addresses = ep.member("addresses");
-  if (!addresses.present() || (addresses.json().is_array() && addresses.size() == 0)) {
+  if (!addresses.present() || (addresses.holds_array() && addresses.size() == 0)) {
     // kube-proxy: "Ignoring invalid endpoint port with empty address".
     addresses.fail(Severity::kDrop, RejectReason::kMissingField, "must contain at least 1 address");
     ok = false;
@@ -222,10 +222,10 @@ std::optional<EndpointPort> read_port(const Field& p, std::set<std::string, std:
   return port;
 }
 
-ParseResult<EndpointSlice> parse(const Json& object) {
+ParseResult<EndpointSlice> parse(const ValueRef& object) {
   Reporter reporter("EndpointSlice");
   Field root(reporter, object);
-  if (!object.is_object()) {
+  if (!root.holds_object()) {
     root.fail(Severity::kRefuse, RejectReason::kWrongType, "is not a JSON object");
     return std::move(reporter).finish<EndpointSlice>(std::nullopt);
   }
@@ -290,7 +290,7 @@ ParseResult<EndpointSlice> parse(const Json& object) {
   Field annotations = metadata.member("annotations");
   Field trigger = annotations.key(kTriggerTimeAnnotation);
   // A non-string value was already reported with the other annotations.
-  if (trigger.present() && trigger.json().is_string()) {
+  if (trigger.present() && trigger.holds_string()) {
     slice.last_change_trigger_time = trigger.timestamp(Severity::kDrop);
   }
 
@@ -301,7 +301,11 @@ ParseResult<EndpointSlice> parse(const Json& object) {
 }  // namespace detail
 
 ParseResult<EndpointSlice> parse_endpoint_slice(const nlohmann::json& object) noexcept {
-  return detail::guarded<EndpointSlice>("EndpointSlice", [&] { return detail::parse(object); });
+  return detail::guarded<EndpointSlice>("EndpointSlice", [&] { return detail::parse(detail::ValueRef(object)); });
+}
+
+ParseResult<EndpointSlice> parse_endpoint_slice(const JsonValue& object) noexcept {
+  return detail::guarded<EndpointSlice>("EndpointSlice", [&] { return detail::parse(detail::JsonValueAccess::ref(object)); });
 }
 
 }  // namespace kproxy::model

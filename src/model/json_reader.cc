@@ -1,6 +1,7 @@
 #include "json_reader.h"
 
 #include <cstdio>
+#include <iterator>
 #include <limits>
 
 #include "kproxy/model/parse.h"
@@ -55,7 +56,7 @@ std::string hex_byte(unsigned char b) {
 
 }  // namespace
 
-void Reporter::report(Severity severity, std::string field, const Json* value, RejectReason reason,
+void Reporter::report(Severity severity, std::string field, const ValueRef& value, RejectReason reason,
                       std::string detail) {
   if (full()) {
     count_unkept(severity);
@@ -64,7 +65,7 @@ void Reporter::report(Severity severity, std::string field, const Json* value, R
   Rejection r;
   r.kind = kind_;
   r.field = std::move(field);
-  r.value = value != nullptr ? render_value(*value) : std::string();
+  r.value = value.present() ? render_value(value) : std::string();
   r.reason = reason;
   r.detail = std::move(detail);
   rejections_.push_back(std::move(r));
@@ -115,19 +116,122 @@ std::string escape_text(std::string_view text, std::size_t max_chars) {
   return out;
 }
 
-std::string render_value(const Json& value) {
+ValueRef::Type ValueRef::type() const {
+  if (simd_) {
+    switch (element_.type()) {
+      case simdjson::dom::element_type::ARRAY: return Type::kArray;
+      case simdjson::dom::element_type::OBJECT: return Type::kObject;
+      case simdjson::dom::element_type::INT64: return Type::kInteger;
+      // simdjson reads an integer as uint64 only when it does not fit int64.
+      case simdjson::dom::element_type::UINT64: return Type::kBigInteger;
+      case simdjson::dom::element_type::DOUBLE: return Type::kFloat;
+      case simdjson::dom::element_type::STRING: return Type::kString;
+      case simdjson::dom::element_type::BOOL: return Type::kBool;
+      case simdjson::dom::element_type::NULL_VALUE: return Type::kNull;
+    }
+    return Type::kOther;
+  }
+  if (tree_ == nullptr) return Type::kAbsent;
+  switch (tree_->type()) {
+    case Json::value_t::null: return Type::kNull;
+    case Json::value_t::boolean: return Type::kBool;
+    case Json::value_t::number_integer: return Type::kInteger;
+    case Json::value_t::number_unsigned:
+      return tree_->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
+                 ? Type::kBigInteger
+                 : Type::kInteger;
+    case Json::value_t::number_float: return Type::kFloat;
+    case Json::value_t::string: return Type::kString;
+    case Json::value_t::array: return Type::kArray;
+    case Json::value_t::object: return Type::kObject;
+    default: return Type::kOther;
+  }
+}
+
+std::string_view ValueRef::string_value() const {
+  if (simd_) return element_.get_string().value_unsafe();
+  return tree_->get_ref<const std::string&>();
+}
+
+std::int64_t ValueRef::integer_value() const {
+  if (simd_) return element_.get_int64().value_unsafe();
+  return tree_->is_number_unsigned() ? static_cast<std::int64_t>(tree_->get<std::uint64_t>())
+                                     : tree_->get<std::int64_t>();
+}
+
+double ValueRef::float_value() const {
+  if (simd_) return element_.get_double().value_unsafe();
+  return tree_->get<double>();
+}
+
+bool ValueRef::bool_value() const {
+  if (simd_) return element_.get_bool().value_unsafe();
+  return tree_->get<bool>();
+}
+
+std::size_t ValueRef::size() const {
+  if (!simd_) return tree_ != nullptr ? tree_->size() : 0;
+  if (element_.is_array()) {
+    simdjson::dom::array a = element_.get_array().value_unsafe();
+    std::size_t n = a.size();
+    // The tape's count saturates at 0xffffff; count such a list by walking it.
+    if (n == 0xffffff) n = static_cast<std::size_t>(std::distance(a.begin(), a.end()));
+    return n;
+  }
+  if (element_.is_object()) {
+    simdjson::dom::object o = element_.get_object().value_unsafe();
+    std::size_t n = o.size();
+    if (n == 0xffffff) {
+      n = 0;
+      for (auto it = o.begin(); it != o.end(); ++it) ++n;
+    }
+    return n;
+  }
+  return 0;
+}
+
+ValueRef ValueRef::find(std::string_view name) const {
+  if (!simd_) {
+    if (tree_ == nullptr || !tree_->is_object()) return {};
+    auto it = tree_->find(name);
+    return it == tree_->end() ? ValueRef() : ValueRef(*it);
+  }
+  simdjson::dom::object object;
+  if (element_.get_object().get(object) != simdjson::SUCCESS) return {};
+  // The last of duplicate keys counts, as in Go's decoder and nlohmann: look at every key.
+  ValueRef found;
+  for (auto it = object.begin(); it != object.end(); ++it) {
+    if (it.key() == name) found = ValueRef(it.value());
+  }
+  return found;
+}
+
+std::string render_value(const ValueRef& value) {
+  using Type = ValueRef::Type;
   switch (value.type()) {
-    case Json::value_t::string:
-      return "\"" + escape_text(value.get_ref<const std::string&>(), kMaxRejectedValueChars) + "\"";
-    case Json::value_t::array:
-      return value.empty() ? "[]" : "[...]";
-    case Json::value_t::object:
-      return value.empty() ? "{}" : "{...}";
-    case Json::value_t::discarded:
+    case Type::kString:
+      return "\"" + escape_text(value.string_value(), kMaxRejectedValueChars) + "\"";
+    case Type::kArray:
+      return value.size() == 0 ? "[]" : "[...]";
+    case Type::kObject:
+      return value.size() == 0 ? "{}" : "{...}";
+    case Type::kOther:
       return "(discarded)";
+    case Type::kAbsent:
+      return {};
     default:
-      // Scalars: null, booleans and numbers print short and cannot hold invalid UTF-8.
-      return value.dump();
+      break;
+  }
+  // Scalars: null, booleans and numbers print short and cannot hold invalid UTF-8. They
+  // print as nlohmann prints them (floats in its shortest round-trip form, "80.0").
+  if (!value.simdjson()) return value.tree()->dump();
+  switch (value.type()) {
+    case Type::kNull: return "null";
+    case Type::kBool: return value.bool_value() ? "true" : "false";
+    case Type::kInteger: return std::to_string(value.integer_value());
+    case Type::kBigInteger: return std::to_string(value.element().get_uint64().value_unsafe());
+    case Type::kFloat: return Json(value.float_value()).dump();
+    default: return {};
   }
 }
 
@@ -151,31 +255,19 @@ std::string Field::path() const {
   return out;
 }
 
-Field Field::member(std::string_view name) const& {
-  const Json* child = nullptr;
-  if (value_ != nullptr && value_->is_object()) {
-    auto it = value_->find(name);
-    if (it != value_->end() && !it->is_null()) child = &*it;
-  }
-  return Field(*this, child, Step::kMember, name, 0);
-}
+Field Field::member(std::string_view name) const& { return Field(*this, value_.find(name), Step::kMember, name, 0); }
 
-Field Field::key(std::string_view name) const& {
-  const Json* child = nullptr;
-  if (value_ != nullptr && value_->is_object()) {
-    auto it = value_->find(name);
-    if (it != value_->end() && !it->is_null()) child = &*it;
-  }
-  return Field(*this, child, Step::kKey, name, 0);
-}
+Field Field::key(std::string_view name) const& { return Field(*this, value_.find(name), Step::kKey, name, 0); }
 
 Field Field::at(std::size_t i) const& {
-  const Json* child = nullptr;
-  if (value_ != nullptr && value_->is_array() && i < value_->size()) {
-    child = &(*value_)[i];
-    if (child->is_null()) child = nullptr;
+  if (!holds_array() || i >= value_.size()) return Field(*this, ValueRef(), Step::kIndex, {}, i);
+  if (!value_.simdjson()) return Field(*this, value_.tree_element(i), Step::kIndex, {}, i);
+  if (cursor_index_ == kNoCursor || i < cursor_index_) {
+    cursor_ = value_.element().get_array().value_unsafe().begin();
+    cursor_index_ = 0;
   }
-  return Field(*this, child, Step::kIndex, {}, i);
+  for (; cursor_index_ < i; ++cursor_index_) ++cursor_;
+  return Field(*this, ValueRef(*cursor_), Step::kIndex, {}, i);
 }
 
 bool Reporter::full() const { return rejections_.size() >= kMaxRejectionsPerObject; }
@@ -189,16 +281,16 @@ void Field::fail(Severity severity, RejectReason reason, std::string detail) con
 }
 
 std::optional<std::string_view> Field::string(Severity severity) const {
-  if (value_ == nullptr) return std::nullopt;
-  if (!value_->is_string()) {
+  if (!present()) return std::nullopt;
+  if (!holds_string()) {
     fail(severity, RejectReason::kWrongType, "must be a string");
     return std::nullopt;
   }
-  return std::string_view(value_->get_ref<const std::string&>());
+  return value_.string_value();
 }
 
 std::optional<std::string_view> Field::required_string(Severity severity) const {
-  if (value_ == nullptr) {
+  if (!present()) {
     fail(severity, RejectReason::kMissingField, "is required");
     return std::nullopt;
   }
@@ -211,16 +303,13 @@ std::optional<std::string_view> Field::required_string(Severity severity) const 
 }
 
 std::optional<std::int64_t> Field::integer(Severity severity) const {
-  if (value_ == nullptr) return std::nullopt;
-  if (value_->is_number_unsigned()) {
-    const auto v = value_->get<std::uint64_t>();
-    if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      fail(severity, RejectReason::kOutOfRange, "is out of range");
-      return std::nullopt;
-    }
-    return static_cast<std::int64_t>(v);
+  if (!present()) return std::nullopt;
+  const auto type = value_.type();
+  if (type == ValueRef::Type::kBigInteger) {
+    fail(severity, RejectReason::kOutOfRange, "is out of range");
+    return std::nullopt;
   }
-  if (value_->is_number_integer()) return value_->get<std::int64_t>();
+  if (type == ValueRef::Type::kInteger) return value_.integer_value();
   // Go's decoder refuses 80.0 for an int32 field as well.
   fail(severity, RejectReason::kWrongType, "must be an integer");
   return std::nullopt;
@@ -236,17 +325,17 @@ std::optional<std::int64_t> Field::integer_in(Severity severity, std::int64_t mi
 }
 
 std::optional<bool> Field::boolean(Severity severity) const {
-  if (value_ == nullptr) return std::nullopt;
-  if (!value_->is_boolean()) {
+  if (!present()) return std::nullopt;
+  if (!value_.is(ValueRef::Type::kBool)) {
     fail(severity, RejectReason::kWrongType, "must be true or false");
     return std::nullopt;
   }
-  return value_->get<bool>();
+  return value_.bool_value();
 }
 
 bool Field::is_array(Severity severity) const {
-  if (value_ == nullptr) return false;
-  if (!value_->is_array()) {
+  if (!present()) return false;
+  if (!holds_array()) {
     fail(severity, RejectReason::kWrongType, "must be a list");
     return false;
   }
@@ -254,8 +343,8 @@ bool Field::is_array(Severity severity) const {
 }
 
 bool Field::is_object(Severity severity) const {
-  if (value_ == nullptr) return false;
-  if (!value_->is_object()) {
+  if (!present()) return false;
+  if (!holds_object()) {
     fail(severity, RejectReason::kWrongType, "must be an object");
     return false;
   }

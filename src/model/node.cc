@@ -167,10 +167,10 @@ void read_taints(const Field& spec, Node& node) {
   }
 }
 
-ParseResult<Node> parse(const Json& object) {
+ParseResult<Node> parse(const ValueRef& object) {
   Reporter reporter("Node");
   Field root(reporter, object);
-  if (!object.is_object()) {
+  if (!root.holds_object()) {
     root.fail(Severity::kRefuse, RejectReason::kWrongType, "is not a JSON object");
     return std::move(reporter).finish<Node>(std::nullopt);
   }
@@ -192,7 +192,11 @@ ParseResult<Node> parse(const Json& object) {
 }  // namespace detail
 
 ParseResult<Node> parse_node(const nlohmann::json& object) noexcept {
-  return detail::guarded<Node>("Node", [&] { return detail::parse(object); });
+  return detail::guarded<Node>("Node", [&] { return detail::parse(detail::ValueRef(object)); });
+}
+
+ParseResult<Node> parse_node(const JsonValue& object) noexcept {
+  return detail::guarded<Node>("Node", [&] { return detail::parse(detail::JsonValueAccess::ref(object)); });
 }
 
 }  // namespace kproxy::model

@@ -19,12 +19,11 @@ constexpr std::string_view kLastAppliedAnnotation = "kubectl.kubernetes.io/last-
 StringMap read_string_map(const Field& map, bool skip_last_applied) {
   StringMap out;
   if (!map.is_object(Severity::kDrop)) return out;
-  for (const auto& [k, v] : map.json().items()) {
-    if (skip_last_applied && k == kLastAppliedAnnotation) continue;
-    Field entry = map.key(k);
-    if (!entry.present()) continue;  // null: as if absent
-    if (auto s = entry.string(Severity::kDrop)) out.emplace(k, std::string(*s));
-  }
+  map.for_each_entry([&](std::string_view k, const Field& entry) {
+    if (skip_last_applied && k == kLastAppliedAnnotation) return;
+    if (!entry.present()) return;  // null: as if absent
+    if (auto s = entry.string(Severity::kDrop)) out.emplace(std::string(k), std::string(*s));
+  });
   return out;
 }
 

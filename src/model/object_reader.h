@@ -51,8 +51,8 @@ ParseResult<T> guarded(std::string_view kind, Fn&& parse) noexcept {
   }
 }
 
-// Size and nesting checks, then nlohmann's parser; an empty optional (and a rejection in
-// `out`) when the text cannot be parsed.
-std::optional<Json> parse_text(std::string_view kind, std::string_view text, std::vector<Rejection>& out);
+// Size and nesting checks, then JsonValue::parse; an empty optional (and a rejection in `out`)
+// when the text cannot be parsed.
+std::optional<JsonValue> parse_text(std::string_view kind, std::string_view text, std::vector<Rejection>& out);
 
 }  // namespace kproxy::model::detail

@@ -43,7 +43,7 @@ int nesting_depth(std::string_view text) {
 
 }  // namespace
 
-std::optional<Json> parse_text(std::string_view kind, std::string_view text, std::vector<Rejection>& out) {
+std::optional<JsonValue> parse_text(std::string_view kind, std::string_view text, std::vector<Rejection>& out) {
   if (text.size() > kMaxObjectBytes) {
     out.push_back(input_rejection(kind, RejectReason::kTooLarge,
                                   "input of " + std::to_string(text.size()) + " bytes is over the " +
@@ -55,15 +55,15 @@ std::optional<Json> parse_text(std::string_view kind, std::string_view text, std
                                   "input is nested deeper than " + std::to_string(kMaxJsonDepth) + " levels"));
     return std::nullopt;
   }
-  try {
-    return Json::parse(text);
-  } catch (const Json::exception& e) {
-    // e.what() is "[json.exception.parse_error.101] parse error at line 1, column 2: ...";
-    // it quotes at most a few bytes of the input, so it is safe to pass on once escaped.
+  auto value = JsonValue::parse(text);
+  if (!value) {
+    // nlohmann's message: "[json.exception.parse_error.101] parse error at line 1, column 2:
+    // ..."; it quotes at most a few bytes of the input, so it is safe to pass on once escaped.
     out.push_back(input_rejection(kind, RejectReason::kMalformed,
-                                  "input is not JSON: " + escape_text(e.what(), 160)));
+                                  "input is not JSON: " + escape_text(value.error(), 160)));
     return std::nullopt;
   }
+  return std::move(*value);
 }
 
 template <typename T, typename Fn>
@@ -79,16 +79,16 @@ ParseResult<T> parse_json_text(std::string_view kind, std::string_view text, Fn&
 }  // namespace detail
 
 ParseResult<Service> parse_service_json(std::string_view text) noexcept {
-  return detail::parse_json_text<Service>("Service", text, [](const detail::Json& j) { return parse_service(j); });
+  return detail::parse_json_text<Service>("Service", text, [](const JsonValue& j) { return parse_service(j); });
 }
 
 ParseResult<EndpointSlice> parse_endpoint_slice_json(std::string_view text) noexcept {
   return detail::parse_json_text<EndpointSlice>("EndpointSlice", text,
-                                                [](const detail::Json& j) { return parse_endpoint_slice(j); });
+                                                [](const JsonValue& j) { return parse_endpoint_slice(j); });
 }
 
 ParseResult<Node> parse_node_json(std::string_view text) noexcept {
-  return detail::parse_json_text<Node>("Node", text, [](const detail::Json& j) { return parse_node(j); });
+  return detail::parse_json_text<Node>("Node", text, [](const JsonValue& j) { return parse_node(j); });
 }
 
 }  // namespace kproxy::model

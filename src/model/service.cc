@@ -391,10 +391,10 @@ void read_load_balancer_status(const Field& root, Service& svc) {
   }
 }
 
-ParseResult<Service> parse(const Json& object) {
+ParseResult<Service> parse(const ValueRef& object) {
   Reporter reporter("Service");
   Field root(reporter, object);
-  if (!object.is_object()) {
+  if (!root.holds_object()) {
     root.fail(Severity::kRefuse, RejectReason::kWrongType, "is not a JSON object");
     return std::move(reporter).finish<Service>(std::nullopt);
   }
@@ -442,7 +442,11 @@ ParseResult<Service> parse(const Json& object) {
 }  // namespace detail
 
 ParseResult<Service> parse_service(const nlohmann::json& object) noexcept {
-  return detail::guarded<Service>("Service", [&] { return detail::parse(object); });
+  return detail::guarded<Service>("Service", [&] { return detail::parse(detail::ValueRef(object)); });
+}
+
+ParseResult<Service> parse_service(const JsonValue& object) noexcept {
+  return detail::guarded<Service>("Service", [&] { return detail::parse(detail::JsonValueAccess::ref(object)); });
 }
 
 }  // namespace kproxy::model

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 #include "kproxy/model/parse.h"
 
 namespace {
@@ -96,6 +98,13 @@ void check_node(const Node& node) {
 
 }  // namespace
 
+template <typename T>
+void same_result(const ParseResult<T>& text, const ParseResult<T>& tree) {
+  FUZZ_CHECK(text.value == tree.value);
+  FUZZ_CHECK(text.rejections == tree.rejections);
+  FUZZ_CHECK(text.more_rejections == tree.more_rejections);
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
 
@@ -110,5 +119,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto node = parse_node_json(text);
   check_rejections(node.rejections);
   if (node.value) check_node(*node.value);
+
+  // The text path (simdjson) and the tree path (nlohmann) read JSON the same way
+  // (docs/model.md, "JSON semantics"): same values, byte-identical rejections.
+  // Text over the size or depth limit is refused before parsing; a tree is not.
+  if (!service.rejections.empty() && service.rejections[0].reason == RejectReason::kTooLarge &&
+      service.rejections[0].field.empty()) {
+    return 0;
+  }
+  nlohmann::json tree = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (tree.is_discarded()) return 0;
+  same_result(service, parse_service(tree));
+  same_result(slice, parse_endpoint_slice(tree));
+  same_result(node, parse_node(tree));
   return 0;
 }

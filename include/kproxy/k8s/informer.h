@@ -40,7 +40,7 @@ template <typename T>
 class Informer final : public ReflectorSink {
  public:
   using Ptr = std::shared_ptr<const T>;
-  using Parse = model::ParseResult<T> (*)(const nlohmann::json&) noexcept;
+  using Parse = model::ParseResult<T> (*)(const model::JsonValue&) noexcept;
 
   Informer(std::string kind, Parse parse, EventQueue& queue, InformerHandler<T>& handler,
            RejectionSink on_reject = log_rejection)
@@ -53,7 +53,7 @@ class Informer final : public ReflectorSink {
 
   // Safe to call from several threads at once: the reflector validates a list's items on
   // worker threads. Validation runs outside the lock; only the cache update is serialized.
-  void list_item(nlohmann::json item) override { upsert(item, /*listed=*/true); }
+  void list_item(const model::JsonValue& item) override { upsert(item, /*listed=*/true); }
 
   void end_list(const std::string& resource_version) override {
     std::lock_guard lock(mu_);
@@ -70,7 +70,7 @@ class Informer final : public ReflectorSink {
     if (!synced_.exchange(true)) queue_.post([this] { handler_.on_synced(); });
   }
 
-  void apply(WatchEventType type, nlohmann::json object) override {
+  void apply(WatchEventType type, const model::JsonValue& object) override {
     if (type != WatchEventType::kDeleted) {
       upsert(object, /*listed=*/false);
       return;
@@ -103,7 +103,7 @@ class Informer final : public ReflectorSink {
 
   // Validates the object (outside the lock) and updates the cache (under it). With `listed`
   // the key counts as seen by the list in progress. Reports and skips an object without a name.
-  void upsert(const nlohmann::json& object, bool listed) {
+  void upsert(const model::JsonValue& object, bool listed) {
     std::string key = object_key(object);
     if (key.empty()) {
       on_reject_(model::Rejection{kind_, "(unknown)", "metadata.name", "", model::RejectReason::kMissingField,

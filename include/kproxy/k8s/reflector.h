@@ -28,6 +28,7 @@
 #include "kproxy/k8s/api_client.h"
 #include "kproxy/k8s/backoff.h"
 #include "kproxy/k8s/watch_stream.h"
+#include "kproxy/model/json_value.h"
 #include "kproxy/status.h"
 
 namespace kproxy::k8s {
@@ -45,22 +46,25 @@ struct ResourceSpec {
 // end_list: the sink holds one item's JSON at a time, never the whole list. A list that
 // fails part-way is started again with begin_list; items already delivered stay until the
 // end_list of a complete list removes what it did not contain.
+//
+// Items and objects are parsed from their text (model::JsonValue::parse, simdjson) and are
+// valid for the duration of the call; a sink that keeps one keeps a copy of the JsonValue.
 class ReflectorSink {
  public:
   virtual ~ReflectorSink() = default;
   virtual void begin_list() = 0;
   // May be called from several threads at once (the reflector's list workers).
-  virtual void list_item(nlohmann::json item) = 0;
+  virtual void list_item(const model::JsonValue& item) = 0;
   // The list was complete: the state at `resource_version`. The sink removes what the list
   // did not hold (a relist after a 410 thereby delivers the deletes it missed).
   virtual void end_list(const std::string& resource_version) = 0;
   // One ADDED, MODIFIED or DELETED event.
-  virtual void apply(WatchEventType type, nlohmann::json object) = 0;
+  virtual void apply(WatchEventType type, const model::JsonValue& object) = 0;
 
   // A whole list at once (the manifests source, tests).
   void replace(std::vector<nlohmann::json> items, const std::string& resource_version) {
     begin_list();
-    for (auto& item : items) list_item(std::move(item));
+    for (auto& item : items) list_item(model::JsonValue(std::move(item)));
     end_list(resource_version);
   }
 };
@@ -129,8 +133,10 @@ class Reflector {
 
 // The cache key of a raw object: "namespace/name", or "name" for cluster-scoped objects;
 // empty when metadata.name is missing.
+std::string object_key(const model::JsonValue& object);
 std::string object_key(const nlohmann::json& object);
 // metadata.resourceVersion, or "" when absent.
+std::string object_resource_version(const model::JsonValue& object);
 std::string object_resource_version(const nlohmann::json& object);
 
 // Percent-encodes a query value (RFC 3986 unreserved characters pass).

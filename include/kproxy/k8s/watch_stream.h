@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kproxy/model/json_value.h"
 #include "kproxy/status.h"
 
 namespace kproxy::k8s {
@@ -37,10 +38,11 @@ std::string_view to_string(WatchEventType type);
 
 struct WatchEvent {
   WatchEventType type = WatchEventType::kAdded;
-  nlohmann::json object;  // the object, or for kError a metav1.Status
+  model::JsonValue object;  // the object, or for kError a metav1.Status
 };
 
-// Parses one event line. Unknown types and malformed JSON are errors.
+// Parses one event line (model::JsonValue::parse, simdjson). Unknown types and malformed
+// JSON are errors.
 Expected<WatchEvent> parse_watch_event(std::string_view line);
 
 // A metav1.Status as it arrives in an ERROR event or as the body of a failed request.
@@ -49,6 +51,7 @@ struct ApiStatus {
   std::string reason;   // "Expired", "Gone", "Unauthorized", ...
   std::string message;
 };
+ApiStatus parse_api_status(const model::JsonValue& status);
 ApiStatus parse_api_status(const nlohmann::json& status);
 ApiStatus parse_api_status_text(std::string_view body, int http_status);
 

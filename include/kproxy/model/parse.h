@@ -4,7 +4,7 @@
 //   for (const auto& r : result.rejections) spdlog::warn("{}; skipping it", r.message());
 //   if (result.value) tracker.on_service(*result.value);
 //
-// None of these functions throws: nlohmann's exceptions (and std::bad_alloc) are caught here
+// None of these functions throws: parser exceptions (and std::bad_alloc) are caught here
 // and reported as rejections. Unknown fields are ignored, for forward compatibility; JSON null
 // is read as "absent", as Go's decoder does. docs/model.md lists every rule and where kproxy
 // is stricter than kube-proxy.
@@ -16,6 +16,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "kproxy/model/endpoint_slice.h"
+#include "kproxy/model/json_value.h"
 #include "kproxy/model/node.h"
 #include "kproxy/model/rejection.h"
 #include "kproxy/model/service.h"
@@ -47,7 +48,11 @@ inline constexpr std::size_t kMaxRejectedValueChars = 64;
 // Without a cap, 3 MiB of ["",""...] would become a million rejections and log lines.
 inline constexpr std::size_t kMaxRejectionsPerObject = 100;
 
-// From a JSON value, e.g. an item of a LIST response or the object of a WATCH event.
+// From a JSON value: an item of a LIST response or the object of a WATCH event, parsed from
+// its text (JsonValue::parse, the fast path), or an nlohmann tree. Both give the same result.
+ParseResult<Service> parse_service(const JsonValue& object) noexcept;
+ParseResult<EndpointSlice> parse_endpoint_slice(const JsonValue& object) noexcept;
+ParseResult<Node> parse_node(const JsonValue& object) noexcept;
 ParseResult<Service> parse_service(const nlohmann::json& object) noexcept;
 ParseResult<EndpointSlice> parse_endpoint_slice(const nlohmann::json& object) noexcept;
 ParseResult<Node> parse_node(const nlohmann::json& object) noexcept;

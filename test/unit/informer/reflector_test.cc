@@ -70,12 +70,12 @@ class GatedSink : public ReflectorSink {
  public:
   explicit GatedSink(ReflectorSink& inner) : inner_(inner) {}
   void begin_list() override { inner_.begin_list(); }
-  void list_item(json item) override { inner_.list_item(std::move(item)); }
+  void list_item(const model::JsonValue& item) override { inner_.list_item(item); }
   void end_list(const std::string& rv) override {
     ++lists;
     inner_.end_list(rv);
   }
-  void apply(WatchEventType t, json o) override {
+  void apply(WatchEventType t, const model::JsonValue& o) override {
     {
       std::unique_lock l(mu_);
       if (armed_) {
@@ -85,7 +85,7 @@ class GatedSink : public ReflectorSink {
         cv_.wait(l, [this] { return !blocked_; });
       }
     }
-    inner_.apply(t, std::move(o));
+    inner_.apply(t, o);
   }
   void arm() {
     std::lock_guard l(mu_);

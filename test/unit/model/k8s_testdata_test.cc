@@ -16,6 +16,7 @@ using testing::json;
 using testing::k8s_fixture_text;
 using testing::model_fixture_text;
 using testing::rejections_name_their_fields;
+using testing::same_result;
 
 TEST(KubernetesTestdata, ServiceIsRefusedWithEveryInvalidFieldNamed) {
   const std::string text = k8s_fixture_text("core.v1.Service.json");
@@ -130,8 +131,9 @@ std::vector<json> hostile_values() {
           json::array({nullptr, 1, "x", json::object()})};
 }
 
-template <typename Parse>
-void sweep(const std::string& text, Parse parse, int& parses) {
+// parse: the tree entry point; parse_text: the text entry point of the same kind.
+template <typename Parse, typename ParseText>
+void sweep(const std::string& text, Parse parse, ParseText parse_text, int& parses) {
   const json original = json::parse(text);
   const auto values = hostile_values();
   for_each_position(original, json::json_pointer(), [&](const json::json_pointer& at) {
@@ -142,27 +144,40 @@ void sweep(const std::string& text, Parse parse, int& parses) {
       ++parses;
       ASSERT_TRUE(rejections_name_their_fields(result, mutated)) << at.to_string() << " = " << v.dump(-1, ' ', false,
                                                                             json::error_handler_t::replace);
+      std::string mutated_text;
+      try {
+        mutated_text = mutated.dump();
+      } catch (const json::exception&) {
+        continue;  // invalid UTF-8 has no JSON text
+      }
+      ASSERT_TRUE(same_result(result, parse_text(mutated_text))) << at.to_string() << " = " << v.dump();
     }
   });
 }
 
+template <typename T>
+using TreeParse = ParseResult<T> (*)(const json&) noexcept;
+
 TEST(HostileValues, NeverCrashAndEveryRejectionNamesAFieldThatExists) {
+  const TreeParse<Service> kService = parse_service;
+  const TreeParse<EndpointSlice> kSlice = parse_endpoint_slice;
+  const TreeParse<Node> kNode = parse_node;
   int parses = 0;
-  for (const char* name : {"core.v1.Service.json"}) sweep(k8s_fixture_text(name), parse_service, parses);
+  for (const char* name : {"core.v1.Service.json"}) sweep(k8s_fixture_text(name), kService, parse_service_json, parses);
   for (const char* name : {"discovery.k8s.io.v1.EndpointSlice.json"}) {
-    sweep(k8s_fixture_text(name), parse_endpoint_slice, parses);
+    sweep(k8s_fixture_text(name), kSlice, parse_endpoint_slice_json, parses);
   }
-  for (const char* name : {"core.v1.Node.json"}) sweep(k8s_fixture_text(name), parse_node, parses);
+  for (const char* name : {"core.v1.Node.json"}) sweep(k8s_fixture_text(name), kNode, parse_node_json, parses);
   for (const char* name : {"service-clusterip.json", "service-dualstack.json", "service-loadbalancer-proxy.json",
                            "service-sctp-mme.json", "service-headless.json", "service-externalname.json"}) {
-    sweep(model_fixture_text(name), parse_service, parses);
+    sweep(model_fixture_text(name), kService, parse_service_json, parses);
   }
   for (const char* name : {"endpointslice-web-ipv4.json", "endpointslice-frontend-ipv6.json",
                            "endpointslice-manual.json", "endpointslice-fqdn.json"}) {
-    sweep(model_fixture_text(name), parse_endpoint_slice, parses);
+    sweep(model_fixture_text(name), kSlice, parse_endpoint_slice_json, parses);
   }
   for (const char* name : {"node-dualstack-tainted.json", "node-deleting.json"}) {
-    sweep(model_fixture_text(name), parse_node, parses);
+    sweep(model_fixture_text(name), kNode, parse_node_json, parses);
   }
   EXPECT_GT(parses, 10000);
 }

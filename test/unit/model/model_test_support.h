@@ -147,4 +147,20 @@ template <typename T>
   return ::testing::AssertionSuccess();
 }
 
+// The same object read from an nlohmann tree and from its text (simdjson, the informers'
+// path) gives the same value and byte-identical rejections.
+template <typename T>
+::testing::AssertionResult same_result(const ParseResult<T>& tree, const ParseResult<T>& text) {
+  if (tree.value != text.value) return ::testing::AssertionFailure() << "values differ";
+  if (tree.more_rejections != text.more_rejections) return ::testing::AssertionFailure() << "counts differ";
+  if (tree.rejections != text.rejections) {
+    auto failure = ::testing::AssertionFailure() << "rejections differ:";
+    for (const auto& r : tree.rejections) failure << "\n  tree: " << r.message();
+    for (const auto& r : text.rejections) failure << "\n  text: " << r.message();
+    return failure;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+
 }  // namespace kproxy::model::testing
