@@ -1,0 +1,265 @@
+// The iptables benchmark suite (issue 6): full syncs, a one-endpoint change, and the first
+// packet's rule evaluations, for kproxy's layout against kube-proxy's, on the real kernel in
+// throwaway network namespaces (both iptables flavours). Every figure is printed beside its
+// baseline from the same run:
+//   - full sync: render time, apply time (IptablesProxier::sync), bytes, rules, chains, peak RSS;
+//     floors: iptables-restore of kproxy's own payload, and of kube-proxy's layout for the same
+//     cluster (rendered by the same renderer with Layout::kKubeProxy);
+//   - one endpoint changed: the partial sync's time and bytes; baseline: iptables-restore
+//     --noflush of just the changed chains;
+//   - first packet: rule evaluations on the path of a new connection to a ClusterIP (the
+//     packet tracer over the rule set that was applied), at 10 and at N Services.
+// Usage: kproxy_bench_iptables_sync [--services N]... [--flavour nft|legacy]... [--endpoints E]
+// Never saves a large table: the kernel's state is compared by restore exit status only.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kproxy/iptables/proxier.h"
+#include "kproxy/iptables/render.h"
+#include "kproxy/iptables/tracer.h"
+#include "kproxy/kernel/exec_iptables_runner.h"
+
+using namespace kproxy;
+using namespace kproxy::iptables;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+long peak_rss_mib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024;
+}
+
+// A throwaway namespace "kpb-<pid>-<n>", deleted on destruction.
+class Namespace {
+ public:
+  Namespace() : name_("kpb-" + std::to_string(getpid()) + "-" + std::to_string(counter_++)) {
+    auto r = kernel::run_command({"ip", "netns", "add", name_}, "", std::chrono::seconds(10));
+    ok_ = r.ok() && r->exit_code == 0;
+  }
+  ~Namespace() { (void)kernel::run_command({"ip", "netns", "delete", name_}, "", std::chrono::seconds(60)); }
+  const std::string& name() const { return name_; }
+  bool ok() const { return ok_; }
+  std::vector<std::string> prefix() const { return {"ip", "netns", "exec", name_}; }
+
+ private:
+  static inline int counter_ = 0;
+  std::string name_;
+  bool ok_ = false;
+};
+
+IpAddress v4(std::uint32_t host) { return IpAddress::from_v4(host); }
+
+// N Services with 1-3 ports (TCP, UDP, SCTP mixed), cluster IPs at random in 10.96.0.0/12,
+// E endpoints each spread over 10.180.0.0/14 on 20 nodes (this node is node-0).
+proxier::Snapshot cluster(int n, int endpoints, std::uint32_t seed, int changed_service = -1) {
+  std::mt19937 rng(seed);
+  proxier::Snapshot s;
+  std::vector<std::uint32_t> used;
+  for (int i = 0; i < n; ++i) {
+    const std::uint32_t ip = 0x0A600000u + 1 + rng() % ((1u << 20) - 2);
+    const int ports = 1 + static_cast<int>(rng() % 3);
+    std::vector<proxier::Endpoint> eps;
+    for (int e = 0; e < endpoints; ++e) {
+      proxier::Endpoint ep;
+      ep.ip = v4(0x0AB40000u + static_cast<std::uint32_t>(i * endpoints + e) + 2);
+      ep.ready = ep.serving = true;
+      ep.node_name = "node-" + std::to_string(rng() % 20);
+      ep.is_local = ep.node_name == "node-0";
+      eps.push_back(ep);
+    }
+    if (i == changed_service) eps.pop_back();  // one endpoint removed
+    for (int p = 0; p < ports; ++p) {
+      auto info = std::make_shared<proxier::ServicePortInfo>();
+      const model::Protocol proto = p == 0 ? model::Protocol::kTcp : p == 1 ? model::Protocol::kUdp : model::Protocol::kSctp;
+      info->name = proxier::ServicePortName{"ns" + std::to_string(i % 50), "svc" + std::to_string(i), "p" + std::to_string(p), proto};
+      info->cluster_ip = v4(ip);
+      info->port = static_cast<std::uint16_t>(80 + p);
+      for (auto ep : eps) {
+        ep.port = static_cast<std::uint16_t>(8080 + p);
+        info->endpoints.push_back(ep);
+      }
+      std::sort(info->endpoints.begin(), info->endpoints.end(),
+                [](const auto& a, const auto& b) { return a.to_string() < b.to_string(); });
+      s.service_ports[info->name] = info;
+    }
+  }
+  return s;
+}
+
+RenderOptions options(RenderOptions::Layout layout) {
+  RenderOptions o;
+  o.node = {"node-0", ""};
+  o.node_ip = v4(0xC0A80002u);
+  o.local_detector = {LocalDetector::Mode::kCidr, *Cidr::parse("10.176.0.0/12"), ""};
+  o.layout = layout;
+  return o;
+}
+
+struct Counts {
+  std::size_t bytes = 0, rules = 0, chains = 0;
+};
+Counts count(const std::string& payload) {
+  Counts c;
+  c.bytes = payload.size();
+  for (std::size_t pos = 0; pos < payload.size();) {
+    const std::size_t end = payload.find('\n', pos);
+    if (payload.compare(pos, 3, "-A ") == 0) ++c.rules;
+    if (payload[pos] == ':') ++c.chains;
+    pos = end == std::string::npos ? payload.size() : end + 1;
+  }
+  return c;
+}
+
+// iptables-restore of `payload` into a fresh namespace; the time of the restore alone.
+double restore_floor(kernel::IptablesFlavour flavour, const std::string& payload) {
+  Namespace ns;
+  if (!ns.ok()) return -1;
+  kernel::ExecIptablesOptions o;
+  o.flavour = flavour;
+  o.command_prefix = ns.prefix();
+  kernel::ExecIptablesRunner runner(o);
+  const auto start = Clock::now();
+  const Status s = runner.restore(payload, kernel::RestoreFlags{});
+  const double t = seconds(Clock::now() - start);
+  if (!s.ok()) std::fprintf(stderr, "restore failed: %.300s\n", s.message().c_str());
+  return s.ok() ? t : -1;
+}
+
+double mean_evaluations(const RenderedRules& rules, const RenderOptions& o, const proxier::Snapshot& s) {
+  TraceEnvironment env;
+  env.local_addresses = {*o.node_ip};
+  std::size_t total = 0, traced = 0;
+  const std::size_t step = std::max<std::size_t>(1, s.service_ports.size() / 200);
+  std::size_t i = 0;
+  for (const auto& [name, port] : s.service_ports) {
+    if (i++ % step != 0) continue;
+    Packet p{v4(0x0AB00005u), port->cluster_ip, port->name.protocol, port->port, "veth0", false};
+    const auto outcomes = trace(rules, builtin_jumps(o), p, env);
+    std::size_t worst = 0;
+    for (const auto& out : outcomes) worst = std::max(worst, out.rules_evaluated);
+    total += worst;
+    ++traced;
+  }
+  return traced == 0 ? 0 : static_cast<double>(total) / static_cast<double>(traced);
+}
+
+void run(int n, int endpoints, kernel::IptablesFlavour flavour) {
+  const char* fl = kernel::flavour_name(flavour).data();
+  std::printf("\n== %d Services x 1-3 ports x %d endpoints, iptables-%s ==\n", n, endpoints, fl);
+  const auto snapshot = cluster(n, endpoints, 42);
+  std::printf("service ports: %zu\n", snapshot.service_ports.size());
+
+  // Render (kproxy's layout) and its payload.
+  const auto kp_opts = options(RenderOptions::Layout::kKproxy);
+  auto t0 = Clock::now();
+  const RenderedRules kp = render(snapshot, kp_opts);
+  const std::string kp_payload = restore_payload(sync_blocks(kp, nullptr, {}));
+  const double render_s = seconds(Clock::now() - t0);
+  const auto kp_counts = count(kp_payload);
+
+  const auto kube_opts = options(RenderOptions::Layout::kKubeProxy);
+  const RenderedRules kube = render(snapshot, kube_opts);
+  const std::string kube_payload = restore_payload(sync_blocks(kube, nullptr, {}));
+  const auto kube_counts = count(kube_payload);
+
+  // Apply: the proxier's full sync into a fresh namespace.
+  Namespace node;
+  kernel::ExecIptablesOptions ro;
+  ro.flavour = flavour;
+  ro.command_prefix = node.prefix();
+  kernel::ExecIptablesRunner runner(ro);
+  IptablesProxierOptions po;
+  po.render = kp_opts;
+  IptablesProxier proxier(runner, po);
+  const proxier::NodeFacts facts{"node-0", ""};
+  t0 = Clock::now();
+  Status st = proxier.sync(proxier::SyncRequest{snapshot, {}, proxier::SyncKind::kFull, facts});
+  const double apply_s = seconds(Clock::now() - t0);
+  if (!st.ok()) std::printf("full sync FAILED: %.300s\n", st.message().c_str());
+
+  const double kp_floor = restore_floor(flavour, kp_payload);
+  const double kube_floor = restore_floor(flavour, kube_payload);
+
+  std::printf("%-34s %12s %12s\n", "", "kproxy", "kube-proxy");
+  std::printf("%-34s %12zu %12zu\n", "payload bytes", kp_counts.bytes, kube_counts.bytes);
+  std::printf("%-34s %12zu %12zu\n", "rules", kp_counts.rules, kube_counts.rules);
+  std::printf("%-34s %12zu %12zu\n", "chains", kp_counts.chains, kube_counts.chains);
+  std::printf("%-34s %12.3f %12.3f\n", "restore of the payload (floor), s", kp_floor, kube_floor);
+  std::printf("render + serialize, s               %12.3f\n", render_s);
+  std::printf("full sync (render + apply), s       %12.3f\n", apply_s + render_s);
+  std::printf("ratio full sync / own floor         %12.2f   (target <= 1.3)\n", (apply_s + render_s) / kp_floor);
+  std::printf("ratio own floor / kube-proxy floor  %12.2f   (target <= 0.5 at 10k)\n", kp_floor / kube_floor);
+
+  // One endpoint changed: a partial sync.
+  const auto changed_snapshot = cluster(n, endpoints, 42, n / 2);
+  std::set<proxier::ServicePortName> changed;
+  for (const auto& [name, port] : changed_snapshot.service_ports) {
+    if (name.name == "svc" + std::to_string(n / 2)) changed.insert(name);
+  }
+  t0 = Clock::now();
+  st = proxier.sync(proxier::SyncRequest{changed_snapshot, changed, proxier::SyncKind::kPartial, facts});
+  const double partial_s = seconds(Clock::now() - t0);
+  if (!st.ok()) std::printf("partial sync FAILED: %.300s\n", st.message().c_str());
+  const auto partial_bytes = proxier.last_figures().payload_bytes;
+  // Baseline: restore --noflush of just the changed service's chains, into the same node.
+  const auto after = render(changed_snapshot, kp_opts);
+  std::vector<const Chain*> chains;
+  for (const auto& name : changed) {
+    for (const Chain& c : after.service_chains.at(name)) chains.push_back(&c);
+  }
+  const std::string just_changed = restore_payload({TableBlock{Table::kNat, chains, {}}});
+  t0 = Clock::now();
+  st = runner.restore(just_changed, kernel::RestoreFlags{});
+  const double baseline_s = seconds(Clock::now() - t0);
+  std::printf("one endpoint changed: partial sync  %9.3f s, %zu bytes\n", partial_s, partial_bytes);
+  std::printf("  baseline: restore of its chains   %9.3f s, %zu bytes\n", baseline_s, just_changed.size());
+  std::printf("  ratio                             %12.2f   (target <= 1.5)\n", partial_s / baseline_s);
+
+  // First packet: rule evaluations over the applied rule set.
+  const auto small = cluster(10, endpoints, 7);
+  const double kp_small = mean_evaluations(render(small, kp_opts), kp_opts, small);
+  const double kp_big = mean_evaluations(*proxier.last_rendered(), kp_opts, changed_snapshot);
+  const double kube_small = mean_evaluations(render(small, kube_opts), kube_opts, small);
+  const double kube_big = mean_evaluations(render(changed_snapshot, kube_opts), kube_opts, changed_snapshot);
+  std::printf("first packet, rule evaluations: 10 Services / %d Services\n", n);
+  std::printf("  kproxy                            %6.1f / %6.1f  ratio %.2f (target < 1.5)\n", kp_small, kp_big,
+              kp_big / kp_small);
+  std::printf("  kube-proxy's layout               %6.1f / %6.1f  ratio %.2f\n", kube_small, kube_big, kube_big / kube_small);
+  std::printf("peak RSS                            %9ld MiB\n", peak_rss_mib());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<int> sizes;
+  std::vector<kernel::IptablesFlavour> flavours;
+  int endpoints = 10;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string f = argv[i];
+    const std::string v = argv[i + 1];
+    if (f == "--services") sizes.push_back(std::stoi(v));
+    if (f == "--endpoints") endpoints = std::stoi(v);
+    if (f == "--flavour") flavours.push_back(v == "legacy" ? kernel::IptablesFlavour::kLegacy : kernel::IptablesFlavour::kNft);
+  }
+  if (geteuid() != 0) {
+    std::fprintf(stderr, "needs root (network namespaces)\n");
+    return 1;
+  }
+  if (sizes.empty()) sizes = {1000, 10000};
+  if (flavours.empty()) flavours = {kernel::IptablesFlavour::kNft, kernel::IptablesFlavour::kLegacy};
+  for (int n : sizes) {
+    for (auto flavour : flavours) run(n, endpoints, flavour);
+  }
+  return 0;
+}
