@@ -25,6 +25,7 @@
 #include "kproxy/iptables/proxier.h"
 #include "kproxy/proxier/conntrack_cleanup.h"
 #include "kproxy/kernel/exec_iptables_runner.h"
+#include "kproxy/kernel/ipset_runner.h"
 #include "kproxy/kernel/conntrack.h"
 #include "kproxy/kernel/host.h"
 #include "kproxy/metrics/kube_proxy_metrics.h"
@@ -135,6 +136,9 @@ kproxy::iptables::IptablesProxierOptions iptables_options(const kproxy::config::
   o.render.family = kproxy::IpFamily::kIPv4;
   // kube-proxy's chains with a dispatch tree under KUBE-SERVICES (docs/iptables.md).
   o.render.layout = ipt::RenderOptions::Layout::kKproxy;
+  // Lean endpoint rules: no KUBE-SEP- chains, the hairpin masquerade by the KUBE-LOOP-BACK
+  // ipset (docs/iptables.md, "Lean endpoint rules").
+  o.render.lean_endpoints = true;
   o.render.masquerade_all = config.iptables.masquerade_all;
   o.render.masquerade_bit = config.iptables.masquerade_bit.value_or(14);
   o.render.localhost_nodeports = config.iptables.localhost_node_ports.value_or(true);
@@ -248,7 +252,8 @@ int main(int argc, char** argv) {
     kproxy::kernel::ExecIptablesOptions cleanup_options;
     cleanup_options.flavour = kproxy::kernel::detect_iptables_flavour({});
     kproxy::kernel::ExecIptablesRunner cleanup_runner(cleanup_options);
-    if (auto s = kproxy::iptables::cleanup(cleanup_runner); !s.ok()) {
+    kproxy::kernel::ExecIpsetRunner cleanup_ipsets(kproxy::kernel::ExecIpsetOptions{});
+    if (auto s = kproxy::iptables::cleanup(cleanup_runner, &cleanup_ipsets); !s.ok()) {
       spdlog::error("--cleanup ({}): {}", kproxy::kernel::flavour_name(cleanup_options.flavour), s.message());
       return 1;
     }
@@ -292,7 +297,8 @@ int main(int argc, char** argv) {
       spdlog::error("{}; NodePorts on 127.0.0.1 will not work", s.message());
     }
   }
-  kproxy::iptables::IptablesProxier backend(runner, ipt_options);
+  kproxy::kernel::ExecIpsetRunner ipsets(kproxy::kernel::ExecIpsetOptions{});
+  kproxy::iptables::IptablesProxier backend(runner, ipt_options, &ipsets);
   // The canary: a flush of mangle, nat or filter by another program forces a full sync.
   kproxy::iptables::Canary canary(runner);
   if (auto s = canary.ensure(); !s.ok()) spdlog::error("creating the canary chains: {}", s.message());

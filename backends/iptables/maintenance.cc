@@ -33,7 +33,7 @@ Expected<bool> Canary::intact(std::vector<std::string>* which) {
   return ok;
 }
 
-Status cleanup(kernel::IptablesRunner& runner) {
+Status cleanup(kernel::IptablesRunner& runner, kernel::IpsetRunner* ipsets) {
   std::vector<std::string> errors;
   // The jumps first, so that the chains are unreferenced. Every jump kube-proxy ensures, and
   // each as often as it is there.
@@ -81,6 +81,11 @@ Status cleanup(kernel::IptablesRunner& runner) {
     if (Status s = runner.restore(restore_payload({block}), kernel::RestoreFlags{}); !s.ok()) {
       errors.push_back(s.message());
     }
+  }
+  if (ipsets != nullptr) {
+    // After the rules that reference it are gone.
+    auto destroyed = ipsets->destroy(kLoopBackSet);
+    if (!destroyed.ok()) errors.push_back(destroyed.error());
   }
   if (errors.empty()) return {};
   std::string message = "could not remove everything:";

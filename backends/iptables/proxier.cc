@@ -7,8 +7,38 @@
 
 namespace kproxy::iptables {
 
-IptablesProxier::IptablesProxier(kernel::IptablesRunner& runner, IptablesProxierOptions options)
-    : runner_(runner), options_(std::move(options)) {}
+IptablesProxier::IptablesProxier(kernel::IptablesRunner& runner, IptablesProxierOptions options,
+                                 kernel::IpsetRunner* ipsets)
+    : runner_(runner), options_(std::move(options)), ipsets_(ipsets) {}
+
+Status IptablesProxier::apply_ipsets_before(const RenderedRules& rules,
+                                            std::vector<const kernel::IpsetSpec*>& after) {
+  for (const kernel::IpsetSpec& spec : rules.ipsets) {
+    figures_.ipset_entries += spec.entries.size();
+    if (ipsets_ == nullptr) return Error("the rules reference the ipset " + spec.name + " but no ipset runner is set");
+    auto it = ipsets_applied_.find(spec.name);
+    bool missing = false;
+    if (it == ipsets_applied_.end()) {
+      auto current = ipsets_->list(spec.name);
+      if (!current.ok()) return Error("reading the ipset " + spec.name + ": " + current.error());
+      missing = !current->has_value();
+      it = ipsets_applied_.emplace(spec.name, current->value_or(std::vector<std::string>{})).first;
+    }
+    if (!missing && it->second == spec.entries) continue;
+    kernel::IpsetSpec before = spec;
+    before.entries.clear();
+    std::set_union(it->second.begin(), it->second.end(), spec.entries.begin(), spec.entries.end(),
+                   std::back_inserter(before.entries));
+    if (missing || before.entries != it->second) {
+      ipsets_applied_.erase(it);
+      if (Status s = ipsets_->apply(before); !s.ok()) return Error("ipset " + spec.name + ": " + s.message());
+      ++figures_.ipset_applies;
+      it = ipsets_applied_.emplace(spec.name, before.entries).first;
+    }
+    if (before.entries != spec.entries) after.push_back(&spec);
+  }
+  return {};
+}
 
 std::set<std::string> service_chains_in_save(std::string_view save_output) {
   std::set<std::string> out;
@@ -117,6 +147,8 @@ Status IptablesProxier::sync(const proxier::SyncRequest& request) {
   const std::string payload = restore_payload(blocks);
 
   figures_ = IptablesSyncFigures{};
+  std::vector<const kernel::IpsetSpec*> trim;
+  if (Status s = apply_ipsets_before(rules, trim); !s.ok()) return s;
   figures_.kind = request.kind;
   figures_.payload_bytes = payload.size();
   figures_.deleted_chains = stale.size();
@@ -126,9 +158,19 @@ Status IptablesProxier::sync(const proxier::SyncRequest& request) {
   figures_.nat_chains = blocks[1].chains.size();
 
   if (log::v(5)) spdlog::info("iptables-restore payload:\n{}", payload);
-  if (Status s = runner_.restore(payload, kernel::RestoreFlags{}); !s.ok()) return s;
+  if (Status s = runner_.restore(payload, kernel::RestoreFlags{}); !s.ok()) {
+    // The sets are read again at the next sync (a restore fails when a set was destroyed).
+    if (!rules.ipsets.empty()) ipsets_applied_.clear();
+    return s;
+  }
   kernel_chains_ = std::move(active);
   dispatch_written_ = std::move(dispatch_text);
+  for (const kernel::IpsetSpec* spec : trim) {
+    ipsets_applied_.erase(spec->name);
+    if (Status s = ipsets_->apply(*spec); !s.ok()) return Error("ipset " + spec->name + ": " + s.message());
+    ++figures_.ipset_applies;
+    ipsets_applied_[spec->name] = spec->entries;
+  }
 
   if (full) {
     if (Status s = ensure_jumps(); !s.ok()) return s;

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdio>
+#include <set>
+
+#include "kproxy/proxier/service_port_name.h"
 
 namespace kproxy::iptables {
 namespace {
@@ -224,6 +227,12 @@ class ServiceRenderer {
     if (uses_cluster_chain) policy_chain(cluster_chain, cluster_endpoints);
     if (uses_local_chain) policy_chain(local_chain, local_endpoints);
 
+    if (options_.lean()) {
+      // No KUBE-SEP- chains: the DNAT rules are in the policy chains, and the hairpin
+      // masquerade is KUBE-POSTROUTING's KUBE-LOOP-BACK rule.
+      if (chains.empty()) out_.service_chains.erase(svc.name);
+      return;
+    }
     for (const Endpoint* ep : selection.all_reachable) {
       const std::string ep_chain = endpoint_chain_name(svc.name, *ep);
       ChainWriter sep{new_chain(ep_chain)};
@@ -241,8 +250,56 @@ class ServiceRenderer {
   }
 
  private:
+  // The lean layout's endpoint rules: one DNAT rule per endpoint, in the policy chain itself.
+  // With affinity, the "--rcheck" rules also "--set" (kube-proxy's KUBE-SEP- chain refreshes
+  // the entry on every new connection, the rcheck path included) and DNAT directly.
+  void write_lean_endpoint_rules(Chain& chain, const ServicePortInfo& svc, const std::string& name,
+                                 const std::vector<const Endpoint*>& endpoints) {
+    ChainWriter w{chain};
+    const Protocol proto{svc.name.protocol};
+    const bool affinity = svc.session_affinity == model::SessionAffinity::kClientIP;
+    auto comment = [&](const Endpoint& ep, std::vector<Term>& terms) {
+      if (!large_cluster_) terms.push_back(Comment{name + " -> " + ep.to_string()});
+    };
+    for (const Endpoint* ep : endpoints) {
+      const std::string_view p = proxier::lower_case_protocol(svc.name.protocol);
+      loop_back_.insert(ep->ip.to_string() + "," + std::string(p) + ":" + std::to_string(ep->port) + "," +
+                        ep->ip.to_string());
+    }
+    if (affinity) {
+      for (const Endpoint* ep : endpoints) {
+        const std::string recent = endpoint_chain_name(svc.name, *ep);
+        std::vector<Term> terms;
+        comment(*ep, terms);
+        terms.push_back(RecentCheck{recent, svc.sticky_max_age_seconds});
+        terms.push_back(RecentSet{recent});
+        terms.push_back(proto);
+        w.add(std::move(terms), Dnat{ep->ip, ep->port});
+      }
+    }
+    const std::size_t n = endpoints.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      const Endpoint& ep = *endpoints[i];
+      std::vector<Term> terms;
+      comment(ep, terms);
+      if (i + 1 < n) terms.push_back(Probability{1.0 / static_cast<double>(n - i)});
+      if (affinity) terms.push_back(RecentSet{endpoint_chain_name(svc.name, ep)});
+      terms.push_back(proto);
+      w.add(std::move(terms), Dnat{ep.ip, ep.port});
+    }
+  }
+
+ public:
+  // "EP_IP,PROTO:PORT,EP_IP" of every endpoint written (lean layout).
+  const std::set<std::string>& loop_back_entries() const { return loop_back_; }
+
+ private:
   void write_service_to_endpoint_rules(Chain& chain, const ServicePortInfo& svc, const std::string& name,
-                                       const std::vector<const Endpoint*>& endpoints) const {
+                                       const std::vector<const Endpoint*>& endpoints) {
+    if (options_.lean()) {
+      write_lean_endpoint_rules(chain, svc, name, endpoints);
+      return;
+    }
     ChainWriter w{chain};
     auto comment = [&](const Endpoint& ep, std::vector<Term>& terms) {
       if (!large_cluster_) terms.push_back(Comment{name + " -> " + ep.to_string()});
@@ -274,6 +331,7 @@ class ServiceRenderer {
   Chain& filter_firewall_;
   Chain& nat_services_;
   Chain& nat_nodeports_;
+  std::set<std::string> loop_back_;
 };
 
 // One rule of a chain to place in the dispatch tree, keyed by its destination host address.
@@ -437,6 +495,16 @@ RenderedRules render(const proxier::Snapshot& snapshot, const RenderOptions& opt
   Chain& nat_mark_masq = out.nat[3];
 
   ChainWriter post{nat_postrouting};
+  const bool lean = options.lean();
+  // Lean layout: the hairpin masquerade, decided once (kube-proxy's IPVS mode writes the same
+  // rule, without the ctstate match, which keeps it to connections a Service DNATed).
+  const std::vector<Term> hairpin_match{ConntrackState{ConntrackState::kDnat, false},
+                                        SetMatch{kLoopBackSet, "dst,dst,src"}};
+  if (lean) {
+    std::vector<Term> terms{Comment{"Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose"}};
+    terms.insert(terms.end(), hairpin_match.begin(), hairpin_match.end());
+    post.add(std::move(terms), Masquerade{options.random_fully});
+  }
   post.add({Mark{mark, mark, true}}, Verdict{Verdict::Kind::kReturn});
   post.add({}, SetMark{SetMark::Op::kXor, mark});
   post.add({Comment{"kubernetes service traffic requiring SNAT"}}, Masquerade{options.random_fully});
@@ -480,6 +548,16 @@ RenderedRules render(const proxier::Snapshot& snapshot, const RenderOptions& opt
   ChainWriter fwd{filter_forward};
   if (options.drop_invalid) fwd.add({ConntrackState{ConntrackState::kInvalid, false}}, Verdict{Verdict::Kind::kDrop});
   fwd.add({Comment{"kubernetes forwarding rules"}, Mark{mark, mark, false}}, Verdict{Verdict::Kind::kAccept});
+  if (lean) {
+    // What kube-proxy's hairpin mark also did: accept the forwarded hairpin packet.
+    std::vector<Term> terms{Comment{"kubernetes forwarding rules for hairpin traffic"}};
+    terms.insert(terms.end(), hairpin_match.begin(), hairpin_match.end());
+    fwd.add(std::move(terms), Verdict{Verdict::Kind::kAccept});
+    const auto& entries = service_renderer.loop_back_entries();
+    out.ipsets.push_back(kernel::IpsetSpec{kLoopBackSet, kLoopBackSetType,
+                                           ipv6 ? kernel::IpFamily::kIPv6 : kernel::IpFamily::kIPv4,
+                                           std::vector<std::string>(entries.begin(), entries.end())});
+  }
   fwd.add({Comment{"kubernetes forwarding conntrack rule"},
            ConntrackState{ConntrackState::kRelated | ConntrackState::kEstablished, false}},
           Verdict{Verdict::Kind::kAccept});

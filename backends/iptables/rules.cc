@@ -117,6 +117,13 @@ struct ArgWriter {
     add(r.name);
     add("--set");
   }
+  void operator()(const SetMatch& m) {
+    add("-m");
+    add("set");
+    add("--match-set");
+    add(m.name);
+    add(m.flags);
+  }
 
   void target(const Target& t) {
     std::visit(

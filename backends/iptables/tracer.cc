@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 
+#include "kproxy/proxier/service_port_name.h"
+
 namespace kproxy::iptables {
 namespace {
 
@@ -110,6 +112,47 @@ class Walk {
   bool matches(const RecentSet& r) {
     out_.recent_set.push_back(r.name);
     return true;
+  }
+
+  bool matches(const SetMatch& m) {
+    const kernel::IpsetSpec* set = nullptr;
+    for (const auto& s : rules_.ipsets) {
+      if (s.name == m.name) set = &s;
+    }
+    if (set == nullptr) return false;
+    // The entry the packet's fields form, for the set types kproxy writes.
+    std::vector<std::string> fields;
+    std::size_t start = 0;
+    while (start <= m.flags.size()) {
+      std::size_t end = m.flags.find(',', start);
+      if (end == std::string::npos) end = m.flags.size();
+      fields.push_back(m.flags.substr(start, end - start));
+      start = end + 1;
+    }
+    std::vector<std::string> kinds;  // "ip" / "port" per dimension of the set type
+    const std::string type = set->type.substr(set->type.find(':') + 1);
+    start = 0;
+    while (start <= type.size()) {
+      std::size_t end = type.find(',', start);
+      if (end == std::string::npos) end = type.size();
+      kinds.push_back(type.substr(start, end - start));
+      start = end + 1;
+    }
+    if (kinds.size() != fields.size()) return false;
+    std::string entry;
+    for (std::size_t i = 0; i < kinds.size(); ++i) {
+      const bool is_src = fields[i] == "src";
+      if (i != 0) entry += ',';
+      if (kinds[i] == "ip") {
+        entry += (is_src ? packet_.source : dst_).to_string();
+      } else if (kinds[i] == "port") {
+        if (is_src) return false;  // kproxy never matches a source port
+        entry += std::string(proxier::lower_case_protocol(packet_.protocol)) + ":" + std::to_string(dport_);
+      } else {
+        return false;
+      }
+    }
+    return std::binary_search(set->entries.begin(), set->entries.end(), entry);
   }
 
   Flow apply(const NoTarget&, int) { return Flow::kContinue; }

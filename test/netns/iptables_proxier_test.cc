@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include "fake_iptables.h"  // kube_chains_view
+#include "kproxy/iptables/maintenance.h"
 #include "kproxy/kernel/exec_iptables_runner.h"
+#include "kproxy/kernel/ipset_runner.h"
 #include "netns.h"
 #include "service_builder.h"
 
@@ -140,6 +142,93 @@ TEST_P(IptablesProxierKernel, ARestartRemovesTheLeftoversOfThePreviousRun) {
   Node b(GetParam(), std::string(kTag) + "b");
   ASSERT_TRUE(b.sync(snapshot(cluster(1, false)), SyncKind::kFull).ok());
   EXPECT_EQ(a.view(Table::kNat), b.view(Table::kNat));
+}
+
+// The lean layout (docs/iptables.md, "Lean endpoint rules") on the kernel: the KUBE-LOOP-BACK
+// set is created before the rules that match it, partial syncs end where a full sync ends (set
+// included), the kernel keeps the two "-m recent" matches of the affinity rules, and
+// --cleanup removes the set after the rules.
+struct LeanNode {
+  LeanNode(IptablesFlavour flavour, const std::string& tag)
+      : ns(tag),
+        runner(ExecIptablesOptions{flavour, kernel::IpFamily::kIPv4, {"ip", "netns", "exec", ns.name()}}),
+        ipsets(kernel::ExecIpsetOptions{{"ip", "netns", "exec", ns.name()}}),
+        proxier(runner, lean_options(), &ipsets) {}
+  static IptablesProxierOptions lean_options() {
+    IptablesProxierOptions o = options();
+    o.render.lean_endpoints = true;
+    return o;
+  }
+  Status sync(const proxier::Snapshot& s, SyncKind kind, std::set<proxier::ServicePortName> changed = {}) {
+    return proxier.sync(proxier::SyncRequest{s, changed, kind, node});
+  }
+  std::string view(Table t) {
+    auto saved = runner.save(t);
+    EXPECT_TRUE(saved.ok()) << saved.error();
+    return saved.ok() ? kernel::kube_chains_view(*saved) : std::string();
+  }
+  std::vector<std::string> loop_back() {
+    auto l = ipsets.list(kLoopBackSet);
+    EXPECT_TRUE(l.ok()) << l.error();
+    return l.ok() && l->has_value() ? **l : std::vector<std::string>{"<no set>"};
+  }
+
+  Netns ns;
+  ExecIptablesRunner runner;
+  kernel::ExecIpsetRunner ipsets;
+  proxier::NodeFacts node{"node1", ""};
+  IptablesProxier proxier;
+};
+
+TEST_P(IptablesProxierKernel, LeanLayoutWithItsIpset) {
+  LeanNode a(GetParam(), std::string(kTag) + "a");
+  ASSERT_TRUE(a.ns.ok());
+  Status s = a.sync(snapshot(cluster(3, true)), SyncKind::kFull);
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_TRUE(a.proxier.last_rendered().has_value());
+  EXPECT_EQ(a.loop_back(), a.proxier.last_rendered()->ipsets.at(0).entries);
+  EXPECT_EQ(a.loop_back().size(), 6u);  // web's 3, mme's 2 (SCTP), lb's 1
+  const std::string nat = a.view(Table::kNat);
+  EXPECT_EQ(nat.find(":KUBE-SEP-"), std::string::npos) << nat;
+  EXPECT_NE(nat.find("-m set --match-set KUBE-LOOP-BACK dst,dst,src -j MASQUERADE"), std::string::npos) << nat;
+  bool rcheck_and_set = false;  // the kernel keeps both "-m recent" matches of an affinity rule
+  for (std::size_t pos = 0, end; pos < nat.size(); pos = end + 1) {
+    end = nat.find('\n', pos);
+    if (end == std::string::npos) end = nat.size();
+    const std::string line = nat.substr(pos, end - pos);
+    if (line.find("--rcheck") != std::string::npos && line.find("--set") != std::string::npos &&
+        line.find("-j DNAT") != std::string::npos) {
+      rcheck_and_set = true;
+    }
+  }
+  EXPECT_TRUE(rcheck_and_set) << nat;
+
+  s = a.sync(snapshot(cluster(1, true)), SyncKind::kPartial, {cluster(1, true)[0].info().name});
+  ASSERT_TRUE(s.ok()) << s.message();
+  s = a.sync(snapshot(cluster(1, false)), SyncKind::kPartial, {cluster(1, true)[3].info().name});
+  ASSERT_TRUE(s.ok()) << s.message();
+
+  LeanNode b(GetParam(), std::string(kTag) + "b");
+  ASSERT_TRUE(b.ns.ok());
+  s = b.sync(snapshot(cluster(1, false)), SyncKind::kFull);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(a.view(Table::kNat), b.view(Table::kNat));
+  EXPECT_EQ(a.view(Table::kFilter), b.view(Table::kFilter));
+  EXPECT_EQ(a.loop_back(), b.loop_back());
+  EXPECT_EQ(a.loop_back().size(), 3u);
+
+  // A restarted proxier reads the set back and leaves it alone when unchanged.
+  IptablesProxier restarted(a.runner, LeanNode::lean_options(), &a.ipsets);
+  s = restarted.sync(proxier::SyncRequest{snapshot(cluster(1, false)), {}, SyncKind::kFull, a.node});
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(restarted.last_figures().ipset_applies, 0u);
+
+  s = cleanup(a.runner, &a.ipsets);
+  ASSERT_TRUE(s.ok()) << s.message();
+  auto gone = a.ipsets.list(kLoopBackSet);
+  ASSERT_TRUE(gone.ok()) << gone.error();
+  EXPECT_FALSE(gone->has_value());
+  EXPECT_EQ(a.view(Table::kNat).find("KUBE-SVC-"), std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(Flavours, IptablesProxierKernel,

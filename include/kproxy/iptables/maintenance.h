@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "kproxy/kernel/ipset_runner.h"
 #include "kproxy/kernel/iptables_runner.h"
 #include "kproxy/status.h"
 
@@ -34,7 +35,9 @@ class Canary {
 // in this family's tables: the jumps from the built-in chains, the top-level KUBE- chains, every
 // per-service chain and the canaries. Leaves KUBE-FIREWALL and its jumps (kubelet owns an
 // identical chain) and every rule kproxy does not own. Reads nat once (iptables-save) to find
-// the service chains. Returns an error naming what could not be removed.
-Status cleanup(kernel::IptablesRunner& runner);
+// the service chains. With `ipsets`, then destroys the lean layout's KUBE-LOOP-BACK set (which
+// fails, and is reported, while other rules, kube-proxy's IPVS mode say, still use it).
+// Returns an error naming what could not be removed.
+Status cleanup(kernel::IptablesRunner& runner, kernel::IpsetRunner* ipsets = nullptr);
 
 }  // namespace kproxy::iptables

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "kproxy/iptables/render.h"
+#include "kproxy/kernel/ipset_runner.h"
 #include "kproxy/kernel/iptables_runner.h"
 #include "kproxy/proxier/proxier_loop.h"
 
@@ -46,12 +47,17 @@ struct IptablesSyncFigures {
   std::size_t nat_chains = 0;     // nat chains written (declared)
   std::size_t deleted_chains = 0;
   std::size_t jumps_inserted = 0;
+  std::size_t ipset_entries = 0;  // entries of the ipsets the rules reference (lean layout)
+  std::size_t ipset_applies = 0;  // ipset restores run by this sync (0 when no set changed)
   RenderStats stats;
 };
 
 class IptablesProxier final : public proxier::ProxierBackend {
  public:
-  IptablesProxier(kernel::IptablesRunner& runner, IptablesProxierOptions options);
+  // `ipsets` is needed by the lean layout (RenderOptions::lean_endpoints), whose rules
+  // reference the KUBE-LOOP-BACK set; a sync that needs it without one fails.
+  IptablesProxier(kernel::IptablesRunner& runner, IptablesProxierOptions options,
+                  kernel::IpsetRunner* ipsets = nullptr);
 
   Status sync(const proxier::SyncRequest& request) override;
 
@@ -62,9 +68,16 @@ class IptablesProxier final : public proxier::ProxierBackend {
  private:
   Status load_kernel_chains();
   Status ensure_jumps();
+  // Before the restore: each set the rules reference holds what it held and what it must
+  // hold (so rules still in the kernel keep their entries until the restore replaces them).
+  // `after` gets the sets to trim to their exact content once the restore succeeded.
+  Status apply_ipsets_before(const RenderedRules& rules, std::vector<const kernel::IpsetSpec*>& after);
 
   kernel::IptablesRunner& runner_;
   IptablesProxierOptions options_;
+  kernel::IpsetRunner* ipsets_;
+  // The entries of each set as last applied (read from the kernel at the first sync).
+  std::map<std::string, std::vector<std::string>> ipsets_applied_;
   // The service chains (KUBE-SVC-/SVL-/EXT-/FW-/SEP-) in the kernel's nat table after the
   // last successful restore; unknown until the first sync reads them.
   std::optional<std::set<std::string>> kernel_chains_;

@@ -16,6 +16,7 @@
 
 #include "kproxy/ip.h"
 #include "kproxy/iptables/rules.h"
+#include "kproxy/kernel/ipset_runner.h"
 #include "kproxy/proxier/endpoint_selection.h"
 #include "kproxy/proxier/snapshot.h"
 
@@ -31,6 +32,10 @@ inline constexpr const char* kForwardChain = "KUBE-FORWARD";
 inline constexpr const char* kProxyFirewallChain = "KUBE-PROXY-FIREWALL";
 inline constexpr const char* kKubeletFirewallChain = "KUBE-FIREWALL";
 inline constexpr const char* kCanaryChain = "KUBE-PROXY-CANARY";
+// The lean layout's hairpin set (kube-proxy's IPVS mode uses the same name and type for the
+// same purpose): "EP_IP,PROTO:PORT,EP_IP" for every endpoint a Service DNATs to.
+inline constexpr const char* kLoopBackSet = "KUBE-LOOP-BACK";
+inline constexpr const char* kLoopBackSetType = "hash:ip,port,ip";
 
 // How "traffic from inside the cluster" is recognised (--detect-local-mode), as kube-proxy's
 // LocalTrafficDetector: by source CIDR (ClusterCIDR, NodeCIDR), by input bridge
@@ -84,6 +89,12 @@ struct RenderOptions {
   // the tree has 4^depth leaves. 6 keeps ~2.5 frontends per leaf at 10,000 Services and the
   // deepest jump path within nf_tables' limit of 15 chains (docs/iptables.md).
   int dispatch_depth = 6;
+  // Lean endpoint rules (kKproxy layout only; docs/iptables.md, "Lean endpoint rules"): no
+  // KUBE-SEP- chains, one DNAT rule per endpoint in the KUBE-SVC-/KUBE-SVL- chain, and the
+  // hairpin masquerade decided once, in KUBE-POSTROUTING, by the KUBE-LOOP-BACK ipset.
+  bool lean_endpoints = false;
+
+  bool lean() const { return layout == Layout::kKproxy && lean_endpoints; }
 
   std::uint32_t masquerade_mark() const { return std::uint32_t{1} << masquerade_bit; }
 };
@@ -117,6 +128,9 @@ struct RenderedRules {
   // The dispatch tree under nat KUBE-SERVICES (kKproxy layout; empty otherwise), ordered by
   // name. Written when they change.
   std::vector<Chain> nat_dispatch;
+  // The ipsets the rules reference (the lean layout's KUBE-LOOP-BACK; empty otherwise), to be
+  // applied before the rules.
+  std::vector<kernel::IpsetSpec> ipsets;
   RenderStats stats;
 
   // Every chain of `table` (top-level and per-service), or nullptr.

@@ -101,8 +101,17 @@ struct RecentSet {
   bool operator==(const RecentSet&) const = default;
 };
 
+// -m set --match-set NAME FLAGS: the packet's fields named by FLAGS ("dst,dst,src": destination
+// address, destination port, source address, after DNAT) form an entry of the ipset NAME
+// (RenderedRules::ipsets).
+struct SetMatch {
+  std::string name;
+  std::string flags;
+  bool operator==(const SetMatch&) const = default;
+};
+
 using Term = std::variant<Comment, Protocol, Address, AddressBits, DestinationPort, InInterface, AddrTypeLocal, Mark,
-                          ConntrackState, Probability, RecentCheck, RecentSet>;
+                          ConntrackState, Probability, RecentCheck, RecentSet, SetMatch>;
 
 // ---- Targets -----------------------------------------------------------------------------
 

@@ -9,6 +9,8 @@
 
 #include <map>
 
+#include "kproxy/proxier/service_port_name.h"
+
 #include "service_builder.h"
 
 namespace kproxy::iptables {
@@ -33,9 +35,21 @@ enum class From { kLocalPod, kRemotePod, kOutside, kNode };
 
 class Cluster {
  public:
+  // Every trace also runs through the lean layout (kKproxy, lean endpoint rules) and must give
+  // the same outcomes (docs/iptables.md, "Lean endpoint rules").
   explicit Cluster(std::vector<ServiceBuilder> services, RenderOptions o = default_options())
-      : options_(std::move(o)), rules_(render(snapshot(services), options_)), jumps_(builtin_jumps(options_)) {
+      : options_(std::move(o)),
+        lean_options_(lean(options_)),
+        rules_(render(snapshot(services), options_)),
+        lean_rules_(render(snapshot(services), lean_options_)),
+        jumps_(builtin_jumps(options_)),
+        lean_jumps_(builtin_jumps(lean_options_)) {
     env_.local_addresses = {ip(kNodeIp)};
+  }
+  static RenderOptions lean(RenderOptions o) {
+    o.layout = RenderOptions::Layout::kKproxy;
+    o.lean_endpoints = true;
+    return o;
   }
 
   static RenderOptions default_options() {
@@ -59,7 +73,15 @@ class Cluster {
       case From::kNode: p.source = ip(kNodeIp), p.locally_generated = true; break;
     }
     if (!source_override.empty()) p.source = ip(source_override);
-    return trace(rules_, jumps_, p, env_);
+    auto outcomes = trace(rules_, jumps_, p, env_);
+    const auto lean_outcomes = trace(lean_rules_, lean_jumps_, p, env_);
+    EXPECT_EQ(outcomes.size(), lean_outcomes.size()) << to << ":" << port;
+    for (std::size_t i = 0; i < std::min(outcomes.size(), lean_outcomes.size()); ++i) {
+      EXPECT_EQ(outcomes[i].summary(), lean_outcomes[i].summary()) << "lean layout, " << to << ":" << port;
+      EXPECT_DOUBLE_EQ(outcomes[i].probability, lean_outcomes[i].probability);
+      EXPECT_EQ(outcomes[i].recent_set, lean_outcomes[i].recent_set);
+    }
+    return outcomes;
   }
   // The one outcome of a deterministic trace.
   TraceOutcome one(From from, const std::string& to, std::uint16_t port, model::Protocol proto = kTcp) const {
@@ -78,8 +100,11 @@ class Cluster {
 
  private:
   RenderOptions options_;
+  RenderOptions lean_options_;
   RenderedRules rules_;
+  RenderedRules lean_rules_;
   std::vector<BuiltinJump> jumps_;
+  std::vector<BuiltinJump> lean_jumps_;
 };
 
 // A Service of every externally reachable kind, with one endpoint here and one on node2.
@@ -182,6 +207,18 @@ TEST(Tracer, InternalTrafficPolicyLocal) {
 TEST(Tracer, HairpinIsMasqueraded) {
   Cluster c({ServiceBuilder("ns", "self", "", kTcp, "10.96.0.25", 80).endpoint({kLocalPod, 8080, "node1"})});
   EXPECT_EQ(c.one(From::kLocalPod, "10.96.0.25", 80).summary(), "DNAT 10.180.0.2:8080 masq");
+}
+
+TEST(Tracer, HairpinOnlyForThePodReachingItself) {
+  for (auto proto : {kTcp, kUdp, kSctp}) {
+    Cluster c({ServiceBuilder("ns", "two", "", proto, "10.96.0.32", 80)
+                   .endpoint({kLocalPod, 8080, "node1"})
+                   .endpoint({"10.180.0.3", 8080, "node1"})});
+    std::map<std::string, double> expected{{"DNAT 10.180.0.2:8080 masq", 0.5}, {"DNAT 10.180.0.3:8080", 0.5}};
+    std::map<std::string, double> got;
+    for (const auto& o : c.send(From::kLocalPod, "10.96.0.32", 80, proto)) got[o.summary()] += o.probability;
+    EXPECT_EQ(got, expected) << proxier::lower_case_protocol(proto);
+  }
 }
 
 TEST(Tracer, NoEndpointsRejectsEveryDestination) {

@@ -1,0 +1,43 @@
+#include "fake_ipset.h"
+
+#include <algorithm>
+
+namespace kproxy::kernel {
+
+Status FakeIpset::apply(const IpsetSpec& spec) {
+  ++apply_calls_;
+  if (on_apply) on_apply(spec);
+  if (fail_next_) {
+    std::string m = std::move(*fail_next_);
+    fail_next_.reset();
+    return Error(m);
+  }
+  auto it = sets_.find(spec.name);
+  if (it != sets_.end() && (it->second.type != spec.type || it->second.family != spec.family)) {
+    return Error("ipset swap " + spec.name + ": the sets are of different type or family");
+  }
+  IpsetSpec stored = spec;
+  std::sort(stored.entries.begin(), stored.entries.end());
+  stored.entries.erase(std::unique(stored.entries.begin(), stored.entries.end()), stored.entries.end());
+  sets_[spec.name] = std::move(stored);
+  return {};
+}
+
+Expected<std::optional<std::vector<std::string>>> FakeIpset::list(std::string_view name) {
+  auto it = sets_.find(std::string(name));
+  if (it == sets_.end()) return std::optional<std::vector<std::string>>();
+  return std::optional<std::vector<std::string>>(it->second.entries);
+}
+
+Expected<bool> FakeIpset::destroy(std::string_view name) {
+  ++destroy_calls_;
+  auto it = sets_.find(std::string(name));
+  if (it == sets_.end()) return false;
+  if (referenced.contains(it->first)) {
+    return Error("ipset destroy " + it->first + ": Set cannot be destroyed: it is in use by a kernel component");
+  }
+  sets_.erase(it);
+  return true;
+}
+
+}  // namespace kproxy::kernel
