@@ -1,4 +1,5 @@
 #include "kproxy/iptables/proxier.h"
+#include "kproxy/text.h"
 
 #include <algorithm>
 #include <map>
@@ -42,12 +43,7 @@ Status IptablesProxier::apply_ipsets_before(const RenderedRules& rules,
 
 std::set<std::string> service_chains_in_save(std::string_view save_output) {
   std::set<std::string> out;
-  std::size_t start = 0;
-  while (start < save_output.size()) {
-    std::size_t end = save_output.find('\n', start);
-    if (end == std::string_view::npos) end = save_output.size();
-    std::string_view line = save_output.substr(start, end - start);
-    start = end + 1;
+  for (std::string_view line : split_lines(save_output)) {
     if (line.empty() || line.front() != ':') continue;
     line.remove_prefix(1);
     const std::string_view name = line.substr(0, line.find(' '));

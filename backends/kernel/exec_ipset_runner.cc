@@ -4,6 +4,7 @@
 
 #include "kproxy/kernel/exec_iptables_runner.h"  // run_command
 #include "kproxy/kernel/ipset_runner.h"
+#include "kproxy/text.h"
 
 namespace kproxy::kernel {
 namespace {
@@ -43,12 +44,7 @@ std::string ipset_apply_script(const IpsetSpec& spec, bool create_set, bool dest
 
 std::vector<std::string> ipset_entries_in_save(std::string_view save_output) {
   std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start < save_output.size()) {
-    std::size_t end = save_output.find('\n', start);
-    if (end == std::string_view::npos) end = save_output.size();
-    std::string_view line = save_output.substr(start, end - start);
-    start = end + 1;
+  for (std::string_view line : split_lines(save_output)) {
     if (!line.starts_with("add ")) continue;
     line.remove_prefix(4);
     const std::size_t space = line.find(' ');
@@ -79,15 +75,9 @@ Status ExecIpsetRunner::apply(const IpsetSpec& spec) {
     if (!r.ok()) return Error(r.error());
     if (r->exit_code != 0) return Error(failure(argv, *r));
     bool has_set = false;
-    std::size_t start = 0;
-    const std::string& out = r->out;
-    while (start < out.size()) {
-      std::size_t end = out.find('\n', start);
-      if (end == std::string::npos) end = out.size();
-      const std::string_view name(out.data() + start, end - start);
+    for (std::string_view name : split_lines(r->out)) {
       if (name == spec.name) has_set = true;
       if (name == spec.name + "-tmp") destroy_tmp = true;
-      start = end + 1;
     }
     create_set = !has_set;
   }

@@ -1,6 +1,7 @@
 // Table/flavour names and the iptables-restore error report shared by the real runner and
 // the fake.
 #include "kproxy/kernel/iptables_runner.h"
+#include "kproxy/text.h"
 
 #include <algorithm>
 #include <cctype>
@@ -48,29 +49,17 @@ std::string format_restore_error(std::string_view what, std::string_view stderr_
                                  std::optional<int> line, int context) {
   // Drop iptables-legacy's notice about -W and trailing blank lines; keep the rest verbatim.
   std::string err;
-  std::size_t start = 0;
-  while (start < stderr_text.size()) {
-    std::size_t end = stderr_text.find('\n', start);
-    if (end == std::string_view::npos) end = stderr_text.size();
-    std::string_view l = stderr_text.substr(start, end - start);
+  for (std::string_view l : split_lines(stderr_text)) {
     if (!l.empty() && l.find("Ignoring deprecated --wait-interval") == std::string_view::npos) {
       if (!err.empty()) err += "; ";
       err += l;
     }
-    start = end + 1;
   }
   std::string msg(what);
   if (!err.empty()) msg += ": " + err;
   if (!line) return msg;
 
-  std::vector<std::string_view> lines;
-  start = 0;
-  while (start < payload.size()) {
-    std::size_t end = payload.find('\n', start);
-    if (end == std::string_view::npos) end = payload.size();
-    lines.push_back(payload.substr(start, end - start));
-    start = end + 1;
-  }
+  const std::vector<std::string_view> lines = split_lines(payload);
   const int n = static_cast<int>(lines.size());
   if (*line < 1 || *line > n) return msg;
   msg += "\npayload around line " + std::to_string(*line) + ":";

@@ -18,14 +18,7 @@ using testing::ip;
 using testing::ServiceBuilder;
 using testing::snapshot;
 
-RenderOptions options(RenderOptions::Layout layout) {
-  RenderOptions o;
-  o.node = {"node1", ""};
-  o.node_ip = ip("192.168.0.2");
-  o.local_detector = {LocalDetector::Mode::kCidr, cidr("10.0.0.0/8"), ""};
-  o.layout = layout;
-  return o;
-}
+RenderOptions options(RenderOptions::Layout layout) { return testing::render_options(layout); }
 
 std::string ipv4(std::uint32_t v) { return IpAddress::from_v4(v).to_string(); }
 

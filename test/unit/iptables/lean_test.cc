@@ -25,13 +25,7 @@ constexpr auto kTcp = model::Protocol::kTcp;
 constexpr auto kUdp = model::Protocol::kUdp;
 constexpr auto kSctp = model::Protocol::kSctp;
 
-RenderOptions kube_proxy_options() {
-  RenderOptions o;
-  o.node = {"node1", ""};
-  o.node_ip = ip("192.168.0.2");
-  o.local_detector = {LocalDetector::Mode::kCidr, cidr("10.0.0.0/8"), ""};
-  return o;
-}
+RenderOptions kube_proxy_options() { return testing::render_options(); }
 RenderOptions lean_options() {
   RenderOptions o = kube_proxy_options();
   o.layout = RenderOptions::Layout::kKproxy;

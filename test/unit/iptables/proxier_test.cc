@@ -20,8 +20,7 @@ using proxier::SyncKind;
 
 IptablesProxierOptions options() {
   IptablesProxierOptions o;
-  o.render.node_ip = ip("192.168.0.2");
-  o.render.local_detector = {LocalDetector::Mode::kCidr, cidr("10.0.0.0/8"), ""};
+  o.render = testing::render_options();
   return o;
 }
 

@@ -18,13 +18,7 @@ constexpr auto kTcp = model::Protocol::kTcp;
 constexpr auto kUdp = model::Protocol::kUdp;
 constexpr auto kSctp = model::Protocol::kSctp;
 
-RenderOptions options() {
-  RenderOptions o;
-  o.node = {"node1", ""};
-  o.node_ip = ip("192.168.0.2");
-  o.local_detector = {LocalDetector::Mode::kCidr, cidr("10.0.0.0/8"), ""};
-  return o;
-}
+RenderOptions options() { return testing::render_options(); }
 
 std::string payload(const RenderedRules& rules) { return restore_payload(sync_blocks(rules, nullptr, {})); }
 

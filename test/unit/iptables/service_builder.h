@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "kproxy/iptables/render.h"
 #include "kproxy/proxier/snapshot.h"
 
 namespace kproxy::iptables::testing {
@@ -77,6 +78,17 @@ inline proxier::Snapshot snapshot(const std::vector<ServiceBuilder>& services) {
     s.service_ports[b.info().name] = std::make_shared<proxier::ServicePortInfo>(b.info());
   }
   return s;
+}
+
+// The render options most tests use: this node is node1 (192.168.0.2), the cluster CIDR
+// 10.0.0.0/8 detects local traffic, in the given layout.
+inline RenderOptions render_options(RenderOptions::Layout layout = RenderOptions::Layout::kKubeProxy) {
+  RenderOptions o;
+  o.node = {"node1", ""};
+  o.node_ip = ip("192.168.0.2");
+  o.local_detector = {LocalDetector::Mode::kCidr, cidr("10.0.0.0/8"), ""};
+  o.layout = layout;
+  return o;
 }
 
 }  // namespace kproxy::iptables::testing
