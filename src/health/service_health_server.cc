@@ -62,7 +62,10 @@ std::vector<ListenFailure> ServiceHealthServer::sync_services(const std::map<Nam
   closing.clear();
 
   std::vector<ListenFailure> failures;
-  for (const auto& [name, port] : ports) {
+  for (const auto& [service, service_port] : ports) {
+    // Copies: lambdas below capture them (C++20 does not let clang 14 capture bindings).
+    const NamespacedName name = service;
+    const std::uint16_t port = service_port;
     if (instances_.contains(name)) continue;
     if (log::v(2)) spdlog::info("Opening healthcheck for service {} on port {}", to_string(name), port);
     Instance instance{port, {}};
