@@ -55,9 +55,10 @@ Frontends frontends_of(const Snapshot& snapshot) {
     for (const Endpoint& endpoint : info->endpoints) {
       if (endpoint.serving) backends.emplace(endpoint.ip, endpoint.port);
     }
+    const std::uint16_t service_port = info->port;  // a lambda may not capture a binding (clang 14)
     auto add = [&](const IpAddress& ip) {
       if (ip.family() != snapshot.family || ip.is_unspecified()) return;
-      auto& set = out.addresses[{*protocol, ip, info->port}];
+      auto& set = out.addresses[{*protocol, ip, service_port}];
       set.insert(backends.begin(), backends.end());
     };
     add(info->cluster_ip);
