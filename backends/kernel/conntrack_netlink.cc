@@ -176,7 +176,9 @@ class NetlinkConntrackTable final : public ConntrackTable {
       return Error(nl_error("sending a dump request", err));
     const std::size_t before = out.size();
     DumpContext ctx{family, protocol, &out};
-    NlCb cb(nl_cb_clone(nl_socket_get_cb(sock_.get())), &nl_cb_put);
+    // nl_socket_get_cb hands out a reference of its own: release it once cloned.
+    const NlCb socket_cb(nl_socket_get_cb(sock_.get()), &nl_cb_put);
+    NlCb cb(nl_cb_clone(socket_cb.get()), &nl_cb_put);
     if (!cb) return Error("conntrack: out of memory for a netlink callback");
     nl_cb_set(cb.get(), NL_CB_VALID, NL_CB_CUSTOM, on_dump_message, &ctx);
     const int err = nl_recvmsgs(sock_.get(), cb.get());
