@@ -400,6 +400,7 @@ struct SctpClientState {
   std::condition_variable cv;
   bool up = false;
   bool failed = false;  // CANT_STR_ASSOC or COMM_LOST: the peer refused or aborted
+  bool closed = false;  // SHUTDOWN_COMP, COMM_LOST or CANT_STR_ASSOC: nothing more will come
   std::string reply;
   bool replied = false;
 };
@@ -416,6 +417,7 @@ int sctp_client_receive(struct socket* /*s*/, union sctp_sockstore /*addr*/, voi
         const uint16_t state = n->sn_assoc_change.sac_state;
         if (state == SCTP_COMM_UP || state == SCTP_RESTART) st->up = true;
         if (state == SCTP_CANT_STR_ASSOC || state == SCTP_COMM_LOST) st->failed = true;
+        if (state == SCTP_SHUTDOWN_COMP || state == SCTP_CANT_STR_ASSOC || state == SCTP_COMM_LOST) st->closed = true;
       }
     } else {
       st->reply.append(static_cast<const char*>(data), len);
@@ -484,6 +486,22 @@ Outcome request_sctp(const RequestOptions& o) {
   return out;
 }
 
+// A client leaves without usrsctp_finish: tearing the stack down while its timer thread
+// still runs crashed now and then in usrsctp 0.9.5 ("double free or corruption" under load).
+// It waits (bounded) for its associations to finish their graceful shutdown, so that the
+// server and conntrack see a normal close, then exits without running destructors.
+int sctp_client_exit(int code) {
+  if (!g_sctp_started) return code;
+  const auto deadline = Clock::now() + std::chrono::seconds(1);
+  for (auto& st : g_client_states) {
+    std::unique_lock lock(st->mu);
+    st->cv.wait_until(lock, deadline, [&] { return st->closed; });
+  }
+  std::fflush(stdout);
+  std::fflush(stderr);
+  _exit(code);
+}
+
 int request(const RequestOptions& o) {
   for (int i = 0; i < o.count; ++i) {
     Outcome r;
@@ -497,12 +515,12 @@ int request(const RequestOptions& o) {
     if (r.code != kOk) {
       std::fprintf(stderr, "request %d/%d to %s over %s: %s\n", i + 1, o.count, endpoint_text(o.to).c_str(),
                    o.proto.c_str(), r.line.c_str());
-      return sctp_stop_and_exit_code(r.code);
+      return sctp_client_exit(r.code);
     }
     std::printf("%s\n", r.line.c_str());
     std::fflush(stdout);
   }
-  return sctp_stop_and_exit_code(kOk);
+  return sctp_client_exit(kOk);
 }
 
 // ---------------------------------------------------------------------------------------
