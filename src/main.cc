@@ -290,6 +290,9 @@ int main(int argc, char** argv) {
   kproxy::kernel::ExecIptablesOptions runner_options;
   runner_options.flavour = flavour;
   kproxy::kernel::ExecIptablesRunner runner(runner_options);
+  if (config.mode == kproxy::config::ProxyMode::kIpvs) {
+    spdlog::warn("mode ipvs is not implemented yet; programming iptables instead (the same Services work)");
+  }
   spdlog::info("using iptables mode ({}), IPv4", kproxy::kernel::flavour_name(flavour));
   auto ipt_options = iptables_options(config);
   if (ipt_options.render.localhost_nodeports) {
