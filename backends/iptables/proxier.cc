@@ -9,8 +9,12 @@
 namespace kproxy::iptables {
 
 IptablesProxier::IptablesProxier(kernel::IptablesRunner& runner, IptablesProxierOptions options,
-                                 kernel::IpsetRunner* ipsets)
-    : runner_(runner), options_(std::move(options)), ipsets_(ipsets) {}
+                                 kernel::IpsetRunner* ipsets, RuleApplier* applier)
+    : runner_(runner),
+      restore_applier_(runner),
+      applier_(applier != nullptr ? *applier : restore_applier_),
+      options_(std::move(options)),
+      ipsets_(ipsets) {}
 
 Status IptablesProxier::apply_ipsets_before(const RenderedRules& rules,
                                             std::vector<const kernel::IpsetSpec*>& after) {
@@ -140,25 +144,25 @@ Status IptablesProxier::sync(const proxier::SyncRequest& request) {
                                 }),
                  chains.end());
   }
-  const std::string payload = restore_payload(blocks);
 
   figures_ = IptablesSyncFigures{};
   std::vector<const kernel::IpsetSpec*> trim;
   if (Status s = apply_ipsets_before(rules, trim); !s.ok()) return s;
   figures_.kind = request.kind;
-  figures_.payload_bytes = payload.size();
   figures_.deleted_chains = stale.size();
   figures_.stats = rules.stats;
   for (const Chain* c : blocks[0].chains) figures_.filter_rules += c->rules.size();
   for (const Chain* c : blocks[1].chains) figures_.nat_rules += c->rules.size();
   figures_.nat_chains = blocks[1].chains.size();
 
-  if (log::v(5)) spdlog::info("iptables-restore payload:\n{}", payload);
-  if (Status s = runner_.restore(payload, kernel::RestoreFlags{}); !s.ok()) {
+  if (log::v(5)) spdlog::info("iptables-restore payload:\n{}", restore_payload(blocks));
+  auto written = applier_.apply(blocks);
+  if (!written.ok()) {
     // The sets are read again at the next sync (a restore fails when a set was destroyed).
     if (!rules.ipsets.empty()) ipsets_applied_.clear();
-    return s;
+    return Error(written.error());
   }
+  figures_.payload_bytes = *written;
   kernel_chains_ = std::move(active);
   dispatch_written_ = std::move(dispatch_text);
   for (const kernel::IpsetSpec* spec : trim) {
@@ -172,8 +176,8 @@ Status IptablesProxier::sync(const proxier::SyncRequest& request) {
     if (Status s = ensure_jumps(); !s.ok()) return s;
   }
   if (log::v(2)) {
-    spdlog::info("iptables {} sync: {} bytes, {} filter rules, {} nat rules in {} nat chains, {} chains deleted",
-                 full ? "full" : "partial", figures_.payload_bytes, figures_.filter_rules, figures_.nat_rules,
+    spdlog::info("iptables {} sync ({}): {} bytes, {} filter rules, {} nat rules in {} nat chains, {} chains deleted",
+                 full ? "full" : "partial", applier_.name(), figures_.payload_bytes, figures_.filter_rules, figures_.nat_rules,
                  figures_.nat_chains, figures_.deleted_chains);
   }
   return {};

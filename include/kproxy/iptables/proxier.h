@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "kproxy/iptables/applier.h"
 #include "kproxy/iptables/render.h"
 #include "kproxy/kernel/ipset_runner.h"
 #include "kproxy/kernel/iptables_runner.h"
@@ -41,7 +42,7 @@ struct IptablesProxierOptions {
 // What the last sync wrote, for logs, metrics and benchmarks.
 struct IptablesSyncFigures {
   proxier::SyncKind kind = proxier::SyncKind::kFull;
-  std::size_t payload_bytes = 0;
+  std::size_t payload_bytes = 0;  // bytes the applier handed to the kernel path
   std::size_t filter_rules = 0;   // rules written to filter
   std::size_t nat_rules = 0;      // rules written to nat
   std::size_t nat_chains = 0;     // nat chains written (declared)
@@ -55,9 +56,11 @@ struct IptablesSyncFigures {
 class IptablesProxier final : public proxier::ProxierBackend {
  public:
   // `ipsets` is needed by the lean layout (RenderOptions::lean_endpoints), whose rules
-  // reference the KUBE-LOOP-BACK set; a sync that needs it without one fails.
+  // reference the KUBE-LOOP-BACK set; a sync that needs it without one fails. `applier`
+  // writes the rules (applier.h); without one, iptables-restore through `runner` does.
+  // `runner` also serves the startup read of the nat table and the built-in jumps.
   IptablesProxier(kernel::IptablesRunner& runner, IptablesProxierOptions options,
-                  kernel::IpsetRunner* ipsets = nullptr);
+                  kernel::IpsetRunner* ipsets = nullptr, RuleApplier* applier = nullptr);
 
   Status sync(const proxier::SyncRequest& request) override;
 
@@ -74,6 +77,8 @@ class IptablesProxier final : public proxier::ProxierBackend {
   Status apply_ipsets_before(const RenderedRules& rules, std::vector<const kernel::IpsetSpec*>& after);
 
   kernel::IptablesRunner& runner_;
+  RestoreApplier restore_applier_;
+  RuleApplier& applier_;
   IptablesProxierOptions options_;
   kernel::IpsetRunner* ipsets_;
   // The entries of each set as last applied (read from the kernel at the first sync).
