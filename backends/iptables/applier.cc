@@ -8,4 +8,20 @@ Expected<std::size_t> RestoreApplier::apply(const std::vector<TableBlock>& block
   return payload.size();
 }
 
+Expected<std::size_t> RestoreApplier::ensure_jumps(const std::vector<BuiltinJump>& jumps) {
+  std::size_t inserted = 0;
+  for (const BuiltinJump& jump : jumps) {
+    auto added = runner_.ensure_rule(jump.table, jump.chain, rule_args(jump.rule));
+    if (!added.ok()) return Error(jump_error(jump, added.error()));
+    if (*added) ++inserted;
+  }
+  return inserted;
+}
+
+std::string jump_error(const BuiltinJump& jump, std::string_view error) {
+  const auto* target = std::get_if<Jump>(&jump.rule.target);
+  return "ensuring the jump to " + (target != nullptr ? target->chain : rule_spec(jump.rule)) + " in " +
+         std::string(kernel::table_name(jump.table)) + " " + jump.chain + ": " + std::string(error);
+}
+
 }  // namespace kproxy::iptables

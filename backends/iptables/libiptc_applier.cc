@@ -149,7 +149,49 @@ Status write_block(const TableBlock& block, IpsetIndices& ipsets, std::size_t& b
   return {};
 }
 
+Status ensure_table_jumps(kernel::Table table_id, const std::vector<const BuiltinJump*>& jumps, IpsetIndices& ipsets,
+                          std::size_t& inserted) {
+  const std::string table(kernel::table_name(table_id));
+  Handle handle(iptc_init(table.c_str()), &iptc_free);
+  if (!handle) return Error("libiptc: reading the " + table + " table: " + iptc_strerror(errno));
+  const IpsetIndexResolver resolve = [&](std::string_view name) { return ipsets(name); };
+  std::size_t added = 0;
+  for (const BuiltinJump* jump : jumps) {
+    auto entry = encode_ipv4_entry(jump->rule, resolve);
+    if (!entry.ok()) return Error(jump_error(*jump, entry.error()));
+    auto* e = reinterpret_cast<ipt_entry*>(entry->data());
+    // Compare every byte, as "iptables -C" does for these matches (none has kernel-only state).
+    std::vector<unsigned char> mask(entry->size(), 0xFF);
+    if (iptc_check_entry(jump->chain.c_str(), e, mask.data(), handle.get()) != 0) continue;
+    if (iptc_insert_entry(jump->chain.c_str(), e, 0, handle.get()) == 0) {
+      return Error(jump_error(*jump, std::string("libiptc: ") + iptc_strerror(errno)));
+    }
+    ++added;
+  }
+  if (added > 0 && iptc_commit(handle.get()) == 0) {
+    return Error("libiptc: committing the " + table + " table: " + iptc_strerror(errno));
+  }
+  inserted += added;
+  return {};
+}
+
 }  // namespace
+
+Expected<std::size_t> LibiptcApplier::ensure_jumps(const std::vector<BuiltinJump>& jumps) {
+  auto lock = XtablesLock::acquire(options_.lock_path, options_.wait_seconds);
+  if (!lock.ok()) return Error(lock.error());
+  IpsetIndices ipsets;
+  std::size_t inserted = 0;
+  for (kernel::Table table : {kernel::Table::kFilter, kernel::Table::kNat}) {
+    std::vector<const BuiltinJump*> of_table;
+    for (const BuiltinJump& j : jumps) {
+      if (j.table == table) of_table.push_back(&j);
+    }
+    if (of_table.empty()) continue;
+    if (Status s = ensure_table_jumps(table, of_table, ipsets, inserted); !s.ok()) return Error(s.message());
+  }
+  return inserted;
+}
 
 Expected<std::size_t> LibiptcApplier::apply(const std::vector<TableBlock>& blocks) {
   auto lock = XtablesLock::acquire(options_.lock_path, options_.wait_seconds);

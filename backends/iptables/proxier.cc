@@ -22,25 +22,50 @@ Status IptablesProxier::apply_ipsets_before(const RenderedRules& rules,
     figures_.ipset_entries += spec.entries.size();
     if (ipsets_ == nullptr) return Error("the rules reference the ipset " + spec.name + " but no ipset runner is set");
     auto it = ipsets_applied_.find(spec.name);
-    bool missing = false;
     if (it == ipsets_applied_.end()) {
       auto current = ipsets_->list(spec.name);
       if (!current.ok()) return Error("reading the ipset " + spec.name + ": " + current.error());
-      missing = !current->has_value();
-      it = ipsets_applied_.emplace(spec.name, current->value_or(std::vector<std::string>{})).first;
+      if (!current->has_value()) {
+        // A new set: created whole, before the rules that match it.
+        if (Status s = ipsets_->apply(spec); !s.ok()) return Error("ipset " + spec.name + ": " + s.message());
+        ++figures_.ipset_applies;
+        ipsets_applied_.emplace(spec.name, spec.entries);
+        continue;
+      }
+      it = ipsets_applied_.emplace(spec.name, std::move(**current)).first;
     }
-    if (!missing && it->second == spec.entries) continue;
-    kernel::IpsetSpec before = spec;
-    before.entries.clear();
-    std::set_union(it->second.begin(), it->second.end(), spec.entries.begin(), spec.entries.end(),
-                   std::back_inserter(before.entries));
-    if (missing || before.entries != it->second) {
-      ipsets_applied_.erase(it);
-      if (Status s = ipsets_->apply(before); !s.ok()) return Error("ipset " + spec.name + ": " + s.message());
+    // Entries are added before the restore and removed after it, so rules still in the kernel
+    // keep theirs until the restore replaces them. Only the difference is written.
+    std::vector<std::string> add;
+    std::set_difference(spec.entries.begin(), spec.entries.end(), it->second.begin(), it->second.end(),
+                        std::back_inserter(add));
+    if (!add.empty()) {
       ++figures_.ipset_applies;
-      it = ipsets_applied_.emplace(spec.name, before.entries).first;
+      if (Status s = ipsets_->change(spec.name, add, {}); !s.ok()) {
+        ipsets_applied_.erase(it);
+        return Error("ipset " + spec.name + ": " + s.message());
+      }
+      std::vector<std::string> both;
+      std::set_union(it->second.begin(), it->second.end(), add.begin(), add.end(), std::back_inserter(both));
+      it->second = std::move(both);
     }
-    if (before.entries != spec.entries) after.push_back(&spec);
+    if (it->second.size() != spec.entries.size()) after.push_back(&spec);
+  }
+  return {};
+}
+
+Status IptablesProxier::trim_ipsets(const std::vector<const kernel::IpsetSpec*>& after) {
+  for (const kernel::IpsetSpec* spec : after) {
+    auto it = ipsets_applied_.find(spec->name);
+    std::vector<std::string> remove;
+    std::set_difference(it->second.begin(), it->second.end(), spec->entries.begin(), spec->entries.end(),
+                        std::back_inserter(remove));
+    ++figures_.ipset_applies;
+    if (Status s = ipsets_->change(spec->name, {}, remove); !s.ok()) {
+      ipsets_applied_.erase(it);
+      return Error("ipset " + spec->name + ": " + s.message());
+    }
+    it->second = spec->entries;
   }
   return {};
 }
@@ -65,14 +90,9 @@ Status IptablesProxier::load_kernel_chains() {
 }
 
 Status IptablesProxier::ensure_jumps() {
-  figures_.jumps_inserted = 0;
-  for (const BuiltinJump& jump : builtin_jumps(options_.render)) {
-    auto inserted = runner_.ensure_rule(jump.table, jump.chain, rule_args(jump.rule));
-    if (!inserted.ok()) return Error("ensuring the jump to " + std::get<Jump>(jump.rule.target).chain + " in " +
-                                     std::string(kernel::table_name(jump.table)) + " " + jump.chain + ": " +
-                                     inserted.error());
-    if (*inserted) ++figures_.jumps_inserted;
-  }
+  auto inserted = applier_.ensure_jumps(builtin_jumps(options_.render));
+  if (!inserted.ok()) return Error(inserted.error());
+  figures_.jumps_inserted = *inserted;
   return {};
 }
 
@@ -165,12 +185,7 @@ Status IptablesProxier::sync(const proxier::SyncRequest& request) {
   figures_.payload_bytes = *written;
   kernel_chains_ = std::move(active);
   dispatch_written_ = std::move(dispatch_text);
-  for (const kernel::IpsetSpec* spec : trim) {
-    ipsets_applied_.erase(spec->name);
-    if (Status s = ipsets_->apply(*spec); !s.ok()) return Error("ipset " + spec->name + ": " + s.message());
-    ++figures_.ipset_applies;
-    ipsets_applied_[spec->name] = spec->entries;
-  }
+  if (Status s = trim_ipsets(trim); !s.ok()) return s;
 
   if (full) {
     if (Status s = ensure_jumps(); !s.ok()) return s;

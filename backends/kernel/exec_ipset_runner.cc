@@ -93,6 +93,31 @@ Status ExecIpsetRunner::apply(const IpsetSpec& spec) {
   return {};
 }
 
+std::string ipset_change_script(std::string_view name, const std::vector<std::string>& add,
+                                const std::vector<std::string>& remove) {
+  std::string script;
+  for (const auto& [verb, entries] : {std::pair{"add ", &add}, std::pair{"del ", &remove}}) {
+    for (const std::string& e : *entries) {
+      script += verb;
+      script += name;
+      script += ' ';
+      script += e;
+      script += " -exist\n";
+    }
+  }
+  return script;
+}
+
+Status ExecIpsetRunner::change(std::string_view name, const std::vector<std::string>& add,
+                               const std::vector<std::string>& remove) {
+  if (add.empty() && remove.empty()) return {};
+  const auto argv = with_prefix({"ipset", "restore"});
+  auto r = run_command(argv, ipset_change_script(name, add, remove), options_.timeout);
+  if (!r.ok()) return Error(r.error());
+  if (r->exit_code != 0) return Error(failure(argv, *r));
+  return {};
+}
+
 Expected<std::optional<std::vector<std::string>>> ExecIpsetRunner::list(std::string_view name) {
   const auto argv = with_prefix({"ipset", "save", std::string(name)});
   auto r = run_command(argv, "", options_.timeout);

@@ -49,6 +49,11 @@ class InNamespaceApplier final : public RuleApplier {
     if (!enter.ok()) return Error(enter.error());
     return inner_.apply(blocks);
   }
+  Expected<std::size_t> ensure_jumps(const std::vector<BuiltinJump>& jumps) override {
+    ScopedNetnsEntry enter(ns_);
+    if (!enter.ok()) return Error(enter.error());
+    return inner_.ensure_jumps(jumps);
+  }
   std::string_view name() const override { return inner_.name(); }
 
  private:
@@ -137,6 +142,11 @@ TEST_P(LibiptcApplierKernel, LeavesTheSameTablesAsIptablesRestore) {
     ASSERT_TRUE(s.ok()) << s.message();
   }
   EXPECT_EQ(b.proxier.last_figures().nat_rules, a.proxier.last_figures().nat_rules);
+  EXPECT_EQ(b.proxier.last_figures().jumps_inserted, a.proxier.last_figures().jumps_inserted);
+  EXPECT_GT(b.proxier.last_figures().jumps_inserted, 0u);
+  // A second full sync finds every jump in place (libiptc's check compares as "iptables -C").
+  ASSERT_TRUE(b.sync(snapshot(cluster(3, true)), SyncKind::kFull).ok());
+  EXPECT_EQ(b.proxier.last_figures().jumps_inserted, 0u);
   const std::string nat = a.saved(Table::kNat);
   const std::string filter = a.saved(Table::kFilter);
   EXPECT_EQ(b.saved(Table::kNat), nat);

@@ -27,6 +27,9 @@ class RuleApplier {
   // Writes the blocks; returns the bytes handed to the kernel path (the restore payload, or
   // the entries built for libiptc), for the sync's figures.
   virtual Expected<std::size_t> apply(const std::vector<TableBlock>& blocks) = 0;
+  // Ensures each jump is in its built-in chain, inserting the missing ones at the top (as
+  // "iptables -C || iptables -I" does); returns how many were inserted.
+  virtual Expected<std::size_t> ensure_jumps(const std::vector<BuiltinJump>& jumps) = 0;
   // "restore" or "libiptc", for logs.
   virtual std::string_view name() const = 0;
 };
@@ -35,10 +38,15 @@ class RestoreApplier final : public RuleApplier {
  public:
   explicit RestoreApplier(kernel::IptablesRunner& runner) : runner_(runner) {}
   Expected<std::size_t> apply(const std::vector<TableBlock>& blocks) override;
+  // One "iptables -C" per jump, and "iptables -I" for a missing one.
+  Expected<std::size_t> ensure_jumps(const std::vector<BuiltinJump>& jumps) override;
   std::string_view name() const override { return "restore"; }
 
  private:
   kernel::IptablesRunner& runner_;
 };
+
+// "ensuring the jump to KUBE-SERVICES in nat PREROUTING: <error>".
+std::string jump_error(const BuiltinJump& jump, std::string_view error);
 
 }  // namespace kproxy::iptables

@@ -21,6 +21,8 @@ class LibiptcApplier final : public RuleApplier {
  public:
   explicit LibiptcApplier(LibiptcApplierOptions options = {}) : options_(std::move(options)) {}
   Expected<std::size_t> apply(const std::vector<TableBlock>& blocks) override;
+  // One read and at most one commit per table, in-process.
+  Expected<std::size_t> ensure_jumps(const std::vector<BuiltinJump>& jumps) override;
   std::string_view name() const override { return "libiptc"; }
 
  private:

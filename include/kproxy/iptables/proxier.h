@@ -49,7 +49,7 @@ struct IptablesSyncFigures {
   std::size_t deleted_chains = 0;
   std::size_t jumps_inserted = 0;
   std::size_t ipset_entries = 0;  // entries of the ipsets the rules reference (lean layout)
-  std::size_t ipset_applies = 0;  // ipset restores run by this sync (0 when no set changed)
+  std::size_t ipset_applies = 0;  // ipset writes by this sync (0 when no set changed)
   RenderStats stats;
 };
 
@@ -73,8 +73,10 @@ class IptablesProxier final : public proxier::ProxierBackend {
   Status ensure_jumps();
   // Before the restore: each set the rules reference holds what it held and what it must
   // hold (so rules still in the kernel keep their entries until the restore replaces them).
-  // `after` gets the sets to trim to their exact content once the restore succeeded.
+  // `after` gets the sets to trim to their exact content once the restore succeeded, which
+  // trim_ipsets does. Both write only the entries that change.
   Status apply_ipsets_before(const RenderedRules& rules, std::vector<const kernel::IpsetSpec*>& after);
+  Status trim_ipsets(const std::vector<const kernel::IpsetSpec*>& after);
 
   kernel::IptablesRunner& runner_;
   RestoreApplier restore_applier_;

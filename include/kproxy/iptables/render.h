@@ -101,12 +101,6 @@ struct RenderOptions {
 
 // A rule kube-proxy keeps in a built-in chain (INPUT, FORWARD, OUTPUT, PREROUTING,
 // POSTROUTING): ensured with "iptables -C" / "-I CHAIN 1" on full syncs, never restored.
-struct BuiltinJump {
-  Table table = Table::kFilter;
-  std::string chain;  // the built-in chain
-  Rule rule;
-};
-
 // Facts the renderer learned, for metrics and the health-check servers.
 struct RenderStats {
   // Service ports whose internal / external traffic is dropped for want of local endpoints

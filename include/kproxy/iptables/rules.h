@@ -163,6 +163,14 @@ struct Chain {
   bool operator==(const Chain&) const = default;
 };
 
+// A jump from a built-in chain (INPUT, PREROUTING...) to one of kproxy's, kept at the top of
+// that chain (kube-proxy's EnsureRule(Prepend)).
+struct BuiltinJump {
+  Table table = Table::kFilter;
+  std::string chain;  // the built-in chain
+  Rule rule;
+};
+
 // ---- Text --------------------------------------------------------------------------------
 
 // A mark as kube-proxy prints it: Go's "%#08x" (0x4000 -> "0x004000").

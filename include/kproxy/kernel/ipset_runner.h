@@ -38,6 +38,12 @@ class IpsetRunner {
   // temporary set is destroyed; a set referenced by iptables rules can be swapped.
   virtual Status apply(const IpsetSpec& spec) = 0;
 
+  // Adds and removes entries of an existing set in one "ipset restore" ("-exist": adding a
+  // present entry or removing an absent one is not an error). Its cost follows the change,
+  // not the set: what partial syncs use once the set exists.
+  virtual Status change(std::string_view name, const std::vector<std::string>& add,
+                        const std::vector<std::string>& remove) = 0;
+
   // The entries of a set, sorted; nullopt when there is no such set.
   virtual Expected<std::optional<std::vector<std::string>>> list(std::string_view name) = 0;
 
@@ -57,6 +63,10 @@ std::size_t ipset_max_elements(std::size_t entries);
 // destroy the temporary set.
 std::string ipset_apply_script(const IpsetSpec& spec, bool create_set, bool destroy_leftover_tmp);
 
+// The "ipset restore" script of change(): "add NAME ENTRY -exist" and "del NAME ENTRY -exist" lines.
+std::string ipset_change_script(std::string_view name, const std::vector<std::string>& add,
+                                const std::vector<std::string>& remove);
+
 struct ExecIpsetOptions {
   std::vector<std::string> command_prefix;  // e.g. {"ip", "netns", "exec", "kpt-x-1"}
   std::chrono::milliseconds timeout = std::chrono::minutes(5);
@@ -70,6 +80,8 @@ class ExecIpsetRunner final : public IpsetRunner {
   explicit ExecIpsetRunner(ExecIpsetOptions options);
 
   Status apply(const IpsetSpec& spec) override;
+  Status change(std::string_view name, const std::vector<std::string>& add,
+                const std::vector<std::string>& remove) override;
   Expected<std::optional<std::vector<std::string>>> list(std::string_view name) override;
   Expected<bool> destroy(std::string_view name) override;
 

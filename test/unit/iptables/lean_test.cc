@@ -3,6 +3,8 @@
 // proxier's ipset handling against the fakes, --cleanup, and the size at scale.
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <cstdlib>
 #include <random>
 
@@ -221,33 +223,41 @@ TEST_F(LeanProxierTest, SetAppliedBeforeTheRulesAndOnlyWhenItChanges) {
 
   // Same endpoints: no ipset call.
   ASSERT_TRUE(sync({web(2)}, proxier::SyncKind::kFull).ok());
-  EXPECT_EQ(sets_.apply_calls(), 1);
+  EXPECT_EQ(sets_.apply_calls() + sets_.change_calls(), 1);
   EXPECT_EQ(proxier_.last_figures().ipset_applies, 0u);
 
-  // An endpoint added: one apply, before the restore.
-  ASSERT_TRUE(sync({web(3)}, proxier::SyncKind::kPartial, {web(3).info().name}).ok());
-  EXPECT_EQ(sets_.apply_calls(), 2);
-  EXPECT_EQ(restores_at_apply.back(), 2) << "before the third restore";
-
-  // An endpoint removed: the entry stays until the rules no longer DNAT to it.
-  std::vector<std::size_t> sizes;
-  sets_.on_apply = [&](const kernel::IpsetSpec& s) {
-    sizes.push_back(s.entries.size());
-    restores_at_apply.push_back(fake_.restore_calls());
+  // An endpoint added: one change adding just it, before the restore.
+  std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> changes;
+  std::vector<int> restores_at_change;
+  sets_.on_change = [&](const std::vector<std::string>& add, const std::vector<std::string>& remove) {
+    changes.emplace_back(add, remove);
+    restores_at_change.push_back(fake_.restore_calls());
   };
+  ASSERT_TRUE(sync({web(3)}, proxier::SyncKind::kPartial, {web(3).info().name}).ok());
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].first, std::vector<std::string>{"10.180.0.12,tcp:8080,10.180.0.12"});
+  EXPECT_TRUE(changes[0].second.empty());
+  EXPECT_EQ(restores_at_change.back(), 2) << "before the third restore";
+
+  // Endpoints removed: their entries stay until the rules no longer DNAT to them.
   ASSERT_TRUE(sync({web(1)}, proxier::SyncKind::kPartial, {web(1).info().name}).ok());
-  EXPECT_EQ(sizes, (std::vector<std::size_t>{1u})) << "nothing to add: only the trim after the restore";
-  EXPECT_EQ(restores_at_apply.back(), 4) << "after the fourth restore";
+  ASSERT_EQ(changes.size(), 2u) << "nothing to add: only the removal after the restore";
+  EXPECT_TRUE(changes[1].first.empty());
+  EXPECT_EQ(changes[1].second.size(), 2u);
+  EXPECT_EQ(restores_at_change.back(), 4) << "after the fourth restore";
   EXPECT_EQ(sets_.sets().at(kLoopBackSet).entries.size(), 1u);
+  EXPECT_EQ(sets_.apply_calls(), 1) << "the set is never rewritten whole once it exists";
 }
 
 TEST_F(LeanProxierTest, AddAndRemoveInOneSyncKeepsTheUnionDuringTheRestore) {
   ASSERT_TRUE(sync({web(1)}, proxier::SyncKind::kFull).ok());
   auto other = ServiceBuilder("ns", "web", "http", kTcp, "10.96.0.10", 80).endpoint({"10.180.0.99", 8080, "node1"});
-  std::vector<std::pair<std::size_t, int>> applies;  // (entries, restores so far)
-  sets_.on_apply = [&](const kernel::IpsetSpec& s) { applies.emplace_back(s.entries.size(), fake_.restore_calls()); };
+  std::vector<std::tuple<std::size_t, std::size_t, int>> changes;  // (added, removed, restores so far)
+  sets_.on_change = [&](const std::vector<std::string>& add, const std::vector<std::string>& remove) {
+    changes.emplace_back(add.size(), remove.size(), fake_.restore_calls());
+  };
   ASSERT_TRUE(sync({other}, proxier::SyncKind::kPartial, {other.info().name}).ok());
-  EXPECT_EQ(applies, (std::vector<std::pair<std::size_t, int>>{{2u, 1}, {1u, 2}}));
+  EXPECT_EQ(changes, (std::vector<std::tuple<std::size_t, std::size_t, int>>{{1u, 0u, 1}, {0u, 1u, 2}}));
   EXPECT_EQ(sets_.sets().at(kLoopBackSet).entries, std::vector<std::string>{"10.180.0.99,tcp:8080,10.180.0.99"});
 }
 
@@ -262,9 +272,9 @@ TEST_F(LeanProxierTest, FailuresAreReportedAndRetried) {
   // A failed restore makes the next sync apply the set again.
   fake_.fail_next_restore("lock");
   ASSERT_FALSE(sync({web(1)}, proxier::SyncKind::kFull).ok());
-  const int before = sets_.apply_calls();
+  const int before = sets_.apply_calls() + sets_.change_calls();
   ASSERT_TRUE(sync({web(1)}, proxier::SyncKind::kFull).ok());
-  EXPECT_EQ(sets_.apply_calls(), before) << "read back, unchanged: not applied";
+  EXPECT_EQ(sets_.apply_calls() + sets_.change_calls(), before) << "read back, unchanged: not applied";
 
   kernel::FakeIptables fake;
   IptablesProxier without(fake, opts());

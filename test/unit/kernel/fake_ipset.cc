@@ -23,6 +23,24 @@ Status FakeIpset::apply(const IpsetSpec& spec) {
   return {};
 }
 
+Status FakeIpset::change(std::string_view name, const std::vector<std::string>& add,
+                         const std::vector<std::string>& remove) {
+  ++change_calls_;
+  if (on_change) on_change(add, remove);
+  if (fail_next_) {
+    std::string m = std::move(*fail_next_);
+    fail_next_.reset();
+    return Error(m);
+  }
+  auto it = sets_.find(std::string(name));
+  if (it == sets_.end()) return Error("ipset restore: The set with the given name does not exist: " + std::string(name));
+  std::set<std::string> entries(it->second.entries.begin(), it->second.entries.end());
+  entries.insert(add.begin(), add.end());
+  for (const std::string& e : remove) entries.erase(e);
+  it->second.entries.assign(entries.begin(), entries.end());
+  return {};
+}
+
 Expected<std::optional<std::vector<std::string>>> FakeIpset::list(std::string_view name) {
   auto it = sets_.find(std::string(name));
   if (it == sets_.end()) return std::optional<std::vector<std::string>>();

@@ -16,16 +16,21 @@ namespace kproxy::kernel {
 class FakeIpset final : public IpsetRunner {
  public:
   Status apply(const IpsetSpec& spec) override;
+  Status change(std::string_view name, const std::vector<std::string>& add,
+                const std::vector<std::string>& remove) override;
   Expected<std::optional<std::vector<std::string>>> list(std::string_view name) override;
   Expected<bool> destroy(std::string_view name) override;
 
   // Inspection and control for tests.
   const std::map<std::string, IpsetSpec>& sets() const { return sets_; }
   int apply_calls() const { return apply_calls_; }
+  int change_calls() const { return change_calls_; }
   int destroy_calls() const { return destroy_calls_; }
   // Called at each apply(), before it changes anything (to record the order of kernel calls).
   std::function<void(const IpsetSpec&)> on_apply;
-  // The next apply() fails and changes nothing.
+  // Called at each change(), before it changes anything.
+  std::function<void(const std::vector<std::string>& add, const std::vector<std::string>& remove)> on_change;
+  // The next apply() or change() fails and changes nothing.
   void fail_next_apply(std::string message) { fail_next_ = std::move(message); }
   // Sets "in use by a kernel component": destroy() fails for them.
   std::set<std::string> referenced;
@@ -33,6 +38,7 @@ class FakeIpset final : public IpsetRunner {
  private:
   std::map<std::string, IpsetSpec> sets_;
   int apply_calls_ = 0;
+  int change_calls_ = 0;
   int destroy_calls_ = 0;
   std::optional<std::string> fail_next_;
 };

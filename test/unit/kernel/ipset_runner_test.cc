@@ -22,6 +22,13 @@ TEST(IpsetScript, BuildsInATemporarySetAndSwaps) {
   EXPECT_EQ(ipset_max_elements(100000), 200000u);
 }
 
+TEST(IpsetScript, ChangesWriteOnlyTheDifference) {
+  EXPECT_EQ(ipset_change_script("KUBE-LOOP-BACK", {"10.1.0.2,tcp:80,10.1.0.2"}, {"10.1.0.3,udp:53,10.1.0.3"}),
+            "add KUBE-LOOP-BACK 10.1.0.2,tcp:80,10.1.0.2 -exist\n"
+            "del KUBE-LOOP-BACK 10.1.0.3,udp:53,10.1.0.3 -exist\n");
+  EXPECT_EQ(ipset_change_script("S", {}, {}), "");
+}
+
 TEST(IpsetScript, EntriesOfSaveOutput) {
   EXPECT_EQ(ipset_entries_in_save("create KUBE-LOOP-BACK hash:ip,port,ip family inet hashsize 1024 maxelem 65536\n"
                                   "add KUBE-LOOP-BACK 10.1.0.3,udp:53,10.1.0.3\n"
