@@ -8,14 +8,19 @@
 //   - one endpoint changed: the partial sync's time and bytes; baseline: iptables-restore
 //     --noflush of just the changed chains;
 //   - first packet: rule evaluations on the path of a new connection to a ClusterIP (the
-//     packet tracer over the rule set that was applied), at 10 and at N Services.
+//     packet tracer over the rule set that was applied), at 10 and at N Services; and the
+//     latency of a new TCP connection to a ClusterIP in a namespace holding each rule set
+//     (the Service's endpoints are addresses on the namespace's loopback).
 // kproxy runs as the daemon does (dispatch tree + lean endpoint rules, with the KUBE-LOOP-BACK
 // ipset), through each applier: iptables-restore, and on legacy also libiptc.
 // Usage: kproxy_bench_iptables_sync [--services N]... [--flavour nft|legacy]... [--endpoints E]
 //                                   [--applier restore|libiptc]...
 // Never saves a large table: the kernel's state is compared by restore exit status only.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -24,6 +29,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kproxy/iptables/libiptc_applier.h"
@@ -198,6 +204,115 @@ double mean_evaluations(const RenderedRules& rules, const RenderOptions& o, cons
   return traced == 0 ? 0 : static_cast<double>(total) / static_cast<double>(traced);
 }
 
+// Runs f on a thread inside namespace `ns` (sockets it creates belong to that namespace).
+template <typename F>
+void in_namespace(const std::string& ns, F f) {
+  std::thread t([&] {
+    const int target = ::open(("/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
+    if (target < 0 || ::setns(target, CLONE_NEWNET) != 0) {
+      std::fprintf(stderr, "cannot enter %s\n", ns.c_str());
+      if (target >= 0) ::close(target);
+      return;
+    }
+    ::close(target);
+    f();
+  });
+  t.join();
+}
+
+sockaddr_in socket_address(const IpAddress& ip, std::uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  ::inet_pton(AF_INET, ip.to_string().c_str(), &a.sin_addr);
+  return a;
+}
+
+// Microseconds per new TCP connection (connect to accept, then RST) to `target`'s ClusterIP,
+// in a fresh namespace holding `payload` (+ its ipsets and the built-in jumps), with the
+// target's endpoints as loopback addresses and one listener on its target port. The median
+// of 7 batches of 300 connections, after 200 to warm up.
+double connect_latency_us(kernel::IptablesFlavour flavour, const std::string& payload,
+                          const std::vector<kernel::IpsetSpec>& ipsets, const RenderOptions& o,
+                          const proxier::ServicePortInfo& target) {
+  Namespace ns;
+  if (!ns.ok()) return -1;
+  kernel::ExecIpsetRunner sets(kernel::ExecIpsetOptions{ns.prefix()});
+  kernel::ExecIptablesOptions ro;
+  ro.flavour = flavour;
+  ro.command_prefix = ns.prefix();
+  kernel::ExecIptablesRunner runner(ro);
+  for (const auto& spec : ipsets) (void)sets.apply(spec);
+  if (Status s = runner.restore(payload, kernel::RestoreFlags{}); !s.ok()) {
+    std::fprintf(stderr, "latency: restore failed: %.300s\n", s.message().c_str());
+    return -1;
+  }
+  RestoreApplier jumps(runner);
+  if (auto j = jumps.ensure_jumps(builtin_jumps(o)); !j) {
+    std::fprintf(stderr, "latency: jumps failed: %.300s\n", j.error().c_str());
+    return -1;
+  }
+  auto sh = [&](std::vector<std::string> argv) {
+    std::vector<std::string> full = ns.prefix();
+    full.insert(full.end(), argv.begin(), argv.end());
+    (void)kernel::run_command(full, "", std::chrono::seconds(10));
+  };
+  sh({"ip", "link", "set", "lo", "up"});
+  // The node's address and a default route (a ClusterIP must be routable before DNAT).
+  // (A veth pair: this kernel has no dummy interfaces.)
+  sh({"ip", "link", "add", "node0", "type", "veth", "peer", "name", "node0p"});
+  sh({"ip", "addr", "add", o.node_ip->to_string() + "/24", "dev", "node0"});
+  sh({"ip", "link", "set", "node0", "up"});
+  sh({"ip", "link", "set", "node0p", "up"});
+  sh({"ip", "route", "add", "default", "dev", "node0"});
+  for (const auto& ep : target.endpoints) sh({"ip", "addr", "add", ep.ip.to_string() + "/32", "dev", "lo"});
+  const std::uint16_t port = target.endpoints.front().port;
+  std::vector<double> batches;
+  in_namespace(ns.name(), [&] {
+    const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+    int one = 1;
+    ::setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in any = socket_address(IpAddress::from_v4(0), port);
+    if (::bind(listener, reinterpret_cast<sockaddr*>(&any), sizeof any) != 0 || ::listen(listener, 1024) != 0) {
+      std::fprintf(stderr, "latency: listen on %u: %s\n", port, std::strerror(errno));
+      return;
+    }
+    const sockaddr_in to = socket_address(target.cluster_ip, target.port);
+    auto connect_once = [&]() -> bool {
+      const int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+      const bool ok = ::connect(c, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0;
+      linger l{1, 0};
+      ::setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+      if (ok) {
+        const int a = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+        if (a >= 0) {
+          ::setsockopt(a, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+          ::close(a);
+        }
+      }
+      ::close(c);
+      return ok;
+    };
+    for (int i = 0; i < 200; ++i) {
+      if (!connect_once()) {
+        std::fprintf(stderr, "connect to %s:%u failed: %s\n", target.cluster_ip.to_string().c_str(), target.port,
+                     std::strerror(errno));
+        ::close(listener);
+        return;
+      }
+    }
+    for (int b = 0; b < 7; ++b) {
+      const auto t0 = Clock::now();
+      for (int i = 0; i < 300; ++i) connect_once();
+      batches.push_back(seconds(Clock::now() - t0) * 1e6 / 300);
+    }
+    ::close(listener);
+  });
+  if (batches.empty()) return -1;
+  std::sort(batches.begin(), batches.end());
+  return batches[batches.size() / 2];
+}
+
 void run(int n, int endpoints, kernel::IptablesFlavour flavour, const std::vector<std::string>& appliers_wanted) {
   const char* fl = kernel::flavour_name(flavour).data();
   std::printf("\n== %d Services x 1-3 ports x %d endpoints, iptables-%s ==\n", n, endpoints, fl);
@@ -291,6 +406,32 @@ void run(int n, int endpoints, kernel::IptablesFlavour flavour, const std::vecto
   std::printf("  kproxy                            %6.1f / %6.1f  ratio %.2f (target < 1.5)\n", kp_small, kp_big,
               kp_big / kp_small);
   std::printf("  kube-proxy's layout               %6.1f / %6.1f  ratio %.2f\n", kube_small, kube_big, kube_big / kube_small);
+
+  // First packet: latency of a new TCP connection to a ClusterIP at 10 and at N Services. The
+  // target is a TCP port in the middle of the Service list (kube-proxy's layout matches
+  // Services one rule each, in the order it writes them).
+  auto tcp_port = [](const proxier::Snapshot& s, std::size_t nth) -> const proxier::ServicePortInfo* {
+    std::vector<const proxier::ServicePortInfo*> tcp;
+    for (const auto& [name, port] : s.service_ports) {
+      if (name.protocol == model::Protocol::kTcp) tcp.push_back(port.get());
+    }
+    return tcp.empty() ? nullptr : tcp[std::min(nth, tcp.size() - 1)];
+  };
+  const auto* small_target = tcp_port(small, 5);
+  const auto* big_target = tcp_port(snapshot, static_cast<std::size_t>(n) / 2);
+  const RenderedRules small_kp = render(small, kp_opts);
+  const RenderedRules small_kube = render(small, kube_opts);
+  const double lat_kp_small = connect_latency_us(flavour, restore_payload(sync_blocks(small_kp, nullptr, {})),
+                                                 small_kp.ipsets, kp_opts, *small_target);
+  const double lat_kp_big = connect_latency_us(flavour, kp_payload, kp.ipsets, kp_opts, *big_target);
+  const double lat_kube_small = connect_latency_us(
+      flavour, restore_payload(sync_blocks(small_kube, nullptr, {})), {}, kube_opts, *small_target);
+  const double lat_kube_big = connect_latency_us(flavour, kube_payload, {}, kube_opts, *big_target);
+  std::printf("first packet, new TCP connection to a ClusterIP, us: 10 Services / %d Services\n", n);
+  std::printf("  kproxy                            %6.1f / %6.1f  ratio %.2f (target < 1.5)\n", lat_kp_small, lat_kp_big,
+              lat_kp_big / lat_kp_small);
+  std::printf("  kube-proxy's layout               %6.1f / %6.1f  ratio %.2f\n", lat_kube_small, lat_kube_big,
+              lat_kube_big / lat_kube_small);
   std::printf("peak RSS                            %9ld MiB\n", peak_rss_mib());
 }
 

@@ -234,6 +234,17 @@ const std::vector<Flag>& flags() {
       {"init-only", 0, "", "", Scope::kAction, "", false,
        "If true, perform any initialization steps that must be done with full root privileges, and then exit.", "",
        [](State& s, const std::vector<std::string>& v) { return set_bool(v, s.out.init_only); }},
+      {"iptables-applier", 0, "string", "auto", Scope::kConfig, "kproxy.iptablesApplier", false,
+       "kproxy: how iptables mode writes its rules: \"restore\" (iptables-restore), \"libiptc\" (in-process, "
+       "legacy-iptables nodes only) or \"auto\" (libiptc where the node's iptables is legacy, iptables-restore where "
+       "it is nft).",
+       "",
+       [](State& s, const std::vector<std::string>& v) -> Status {
+         auto a = parse_iptables_applier(last(v));
+         if (!a) return Error(a.error());
+         s.config.kproxy.iptables_applier = *a;
+         return {};
+       }},
       {"iptables-localhost-nodeports", 0, "", "true", Scope::kConfig, "iptables.localhostNodePorts", false,
        "If false, disable the legacy behavior of allowing NodePort services to be accessed via localhost (iptables mode "
        "and IPv4 only).",

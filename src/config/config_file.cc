@@ -272,8 +272,17 @@ struct Decoder {
       out.sctp_userspace_taint = *t;
     }
     KPROXY_TRY(r.string("manifests", out.manifests_dir));
+    std::string applier;
+    KPROXY_TRY(r.string("iptablesApplier", applier));
+    if (!applier.empty()) {
+      auto a = parse_iptables_applier(applier);
+      if (!a) return Error(r.field("iptablesApplier") + ": " + in_quotes(applier) + ": " + a.error());
+      out.iptables_applier = *a;
+    }
     if (auto extra = r.unknown_fields(); !extra.empty()) {
-      return Error(extra.front() + ": unknown field (the kproxy stanza accepts manifests, sctpUserspaceMode, sctpUserspaceTaint)");
+      return Error(extra.front() +
+                   ": unknown field (the kproxy stanza accepts iptablesApplier, manifests, sctpUserspaceMode, "
+                   "sctpUserspaceTaint)");
     }
     return {};
   }

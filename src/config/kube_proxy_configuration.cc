@@ -245,6 +245,22 @@ std::string_view to_string(LocalMode mode) {
   return "";
 }
 
+std::string_view to_string(IptablesApplier applier) {
+  switch (applier) {
+    case IptablesApplier::kAuto: return "auto";
+    case IptablesApplier::kRestore: return "restore";
+    case IptablesApplier::kLibiptc: return "libiptc";
+  }
+  return "";
+}
+
+Expected<IptablesApplier> parse_iptables_applier(std::string_view text) {
+  for (IptablesApplier a : {IptablesApplier::kAuto, IptablesApplier::kRestore, IptablesApplier::kLibiptc}) {
+    if (text == to_string(a)) return a;
+  }
+  return Error("must be auto, restore or libiptc");
+}
+
 Expected<ProxyMode> parse_proxy_mode(std::string_view text) {
   if (text.empty()) return ProxyMode::kUnset;
   if (text == "iptables") return ProxyMode::kIptables;
@@ -540,6 +556,7 @@ std::string to_yaml(const KubeProxyConfiguration& c) {
   ipvs["udpTimeout"] = Node::duration(c.ipvs.udp_timeout);
   Node& kp = root["kproxy"];
   kp["manifests"] = Node::str(c.kproxy.manifests_dir);
+  kp["iptablesApplier"] = Node::str(std::string(to_string(c.kproxy.iptables_applier)));
   kp["sctpUserspaceMode"] = Node::boolean(c.kproxy.sctp_userspace_mode);
   kp["sctpUserspaceTaint"] = Node::str(c.kproxy.sctp_userspace_taint ? c.kproxy.sctp_userspace_taint->to_string() : "");
   Node& lg = root["logging"];

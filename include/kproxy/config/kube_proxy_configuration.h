@@ -32,8 +32,15 @@ enum class ProxyMode { kUnset, kIptables, kIpvs };
 // v1alpha1 "detectLocalMode".
 enum class LocalMode { kUnset, kClusterCidr, kNodeCidr, kBridgeInterface, kInterfaceNamePrefix };
 
+// How iptables mode writes its rules (kproxy.iptablesApplier, --iptables-applier):
+// iptables-restore, libiptc in-process (legacy-iptables nodes only), or auto: libiptc where
+// the node's iptables is legacy, iptables-restore where it is nft. docs/iptables.md.
+enum class IptablesApplier { kAuto, kRestore, kLibiptc };
+
 // The spelling of the file and of the flags: "", "iptables", "ipvs"; "", "ClusterCIDR", ...
 std::string_view to_string(ProxyMode mode);
+std::string_view to_string(IptablesApplier applier);  // "auto", "restore", "libiptc"
+Expected<IptablesApplier> parse_iptables_applier(std::string_view text);
 std::string_view to_string(LocalMode mode);
 Expected<ProxyMode> parse_proxy_mode(std::string_view text);
 Expected<LocalMode> parse_local_mode(std::string_view text);
@@ -153,13 +160,15 @@ struct NodePortAddresses {
 };
 
 // kproxy's own settings: the top-level "kproxy" stanza of the file (docs/configuration.md)
-// and the flags --sctp-userspace-mode, --sctp-userspace-taint and --manifests.
+// and the flags --sctp-userspace-mode, --sctp-userspace-taint, --manifests and
+// --iptables-applier.
 struct KproxyExtension {
   static constexpr std::string_view kDefaultSctpTaint = "sctp.kproxy.io/userspace=true:NoSchedule";
 
   bool sctp_userspace_mode = false;
   std::optional<Taint> sctp_userspace_taint;  // defaulted to kDefaultSctpTaint
   std::string manifests_dir;                  // empty: use the API server
+  IptablesApplier iptables_applier = IptablesApplier::kAuto;
   bool operator==(const KproxyExtension&) const = default;
 };
 

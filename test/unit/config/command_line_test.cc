@@ -134,7 +134,7 @@ TEST(CommandLine, EveryKubeProxyFlagLandsInItsField) {
       "--ipvs-tcpfin-timeout=5s", "--ipvs-udp-timeout=6s", "--kube-api-burst=50", "--kube-api-qps=25.5",
       "--kube-api-content-type=application/json", "--kubeconfig=/etc/kc", "--oom-score-adj", "-500",
       "--show-hidden-metrics-for-version=1.29", "--proxy-port-range=30000-30100", "--master=https://api:6443",
-      "--sctp-userspace-mode", "--sctp-userspace-taint=x/y:NoExecute", "--log-flush-frequency=1s",
+      "--sctp-userspace-mode", "--sctp-userspace-taint=x/y:NoExecute", "--log-flush-frequency=1s", "--iptables-applier=libiptc",
       "--vmodule=proxier*=4,sync=2", "--logging-format=text"});
   const KubeProxyConfiguration& c = cl.config;
   EXPECT_EQ(c.bind_address.value().to_string(), "10.1.1.1");
@@ -167,6 +167,7 @@ TEST(CommandLine, EveryKubeProxyFlagLandsInItsField) {
   EXPECT_EQ(cl.master, "https://api:6443");
   EXPECT_TRUE(c.kproxy.sctp_userspace_mode);
   EXPECT_EQ(c.kproxy.sctp_userspace_taint.value().to_string(), "x/y:NoExecute");
+  EXPECT_EQ(c.kproxy.iptables_applier, IptablesApplier::kLibiptc);
   EXPECT_EQ(c.logging.flush_frequency, 1s);
   EXPECT_EQ(c.logging.vmodule, (std::vector<std::string>{"proxier*=4", "sync=2"}));
   // Accepted without effect: each says so once.
@@ -312,6 +313,8 @@ TEST(CommandLine, ErrorsNameTheFlagAndTheValue) {
        "kproxy: invalid value \"sctp=yes:Sometimes\" for flag --sctp-userspace-taint: taint effect \"Sometimes\" is "
        "not NoSchedule, PreferNoSchedule or NoExecute"},
       {{"--manifests="}, "kproxy: invalid value \"\" for flag --manifests: must name a directory"},
+      {{"--iptables-applier=iptc"},
+       "kproxy: invalid value \"iptc\" for flag --iptables-applier: must be auto, restore or libiptc"},
       {{"--manifests=/nonexistent/manifests"},
        "kproxy: invalid value \"/nonexistent/manifests\" for flag --manifests: not a directory"},
   };
@@ -409,7 +412,7 @@ TEST(CommandLine, HelpDocumentsEveryFlag) {
         "--conntrack-min int32", "--conntrack-tcp-timeout-established duration",
         "--conntrack-tcp-timeout-close-wait duration", "--conntrack-tcp-be-liberal", "--conntrack-udp-timeout duration",
         "--conntrack-udp-timeout-stream duration", "--cleanup", "-v, --v Level", "--version", "-h, --help",
-        "--sctp-userspace-mode", "--sctp-userspace-taint string", "--manifests string", "--write-config-to string",
+        "--sctp-userspace-mode", "--sctp-userspace-taint string", "--manifests string", "--iptables-applier string", "--write-config-to string",
         "--init-only", "--feature-gates mapStringBool", "--oom-score-adj int32", "--profiling",
         "--proxy-port-range port-range", "--vmodule pattern=N,...", "--logging-format string",
         "--sync-period duration", "--min-sync-period duration", "--iptables-localhost-nodeports",

@@ -90,6 +90,7 @@ TEST(ConfigFile, ReadsEveryField) {
   EXPECT_EQ(c.ipvs.tcp_timeout, 15min);
   EXPECT_EQ(c.ipvs.udp_timeout, 5s);
   EXPECT_TRUE(c.kproxy.sctp_userspace_mode);
+  EXPECT_EQ(c.kproxy.iptables_applier, IptablesApplier::kRestore);
   EXPECT_EQ(c.kproxy.sctp_userspace_taint.value().to_string(), "example.com/sctp:NoExecute");
   EXPECT_EQ(c.logging.flush_frequency, 2s);
   EXPECT_EQ(c.logging.verbosity, 3);
@@ -128,8 +129,10 @@ TEST(ConfigFile, WindowsAndLoggingOptionsAreKnownAndIgnored) {
 
 TEST(ConfigFile, TheKproxyStanzaIsStrict) {
   EXPECT_EQ(decode_error("kproxy:\n  sctpUserspaceMod: true\n"),
-            "kproxy.sctpUserspaceMod: unknown field (the kproxy stanza accepts manifests, sctpUserspaceMode, "
-            "sctpUserspaceTaint)");
+            "kproxy.sctpUserspaceMod: unknown field (the kproxy stanza accepts iptablesApplier, manifests, "
+            "sctpUserspaceMode, sctpUserspaceTaint)");
+  EXPECT_EQ(decode_error("kproxy:\n  iptablesApplier: iptc\n"),
+            "kproxy.iptablesApplier: \"iptc\": must be auto, restore or libiptc");
   EXPECT_EQ(decode_error("kproxy:\n  sctpUserspaceTaint: \"a=b:Never\"\n"),
             "kproxy.sctpUserspaceTaint: \"a=b:Never\": taint effect \"Never\" is not NoSchedule, PreferNoSchedule or "
             "NoExecute");

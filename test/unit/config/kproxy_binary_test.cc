@@ -166,7 +166,7 @@ TEST(KproxyBinary, HelpDocumentsEveryFlagOnStdout) {
         "--bind-address", "--conntrack-max-per-core", "--conntrack-min", "--conntrack-tcp-timeout-established",
         "--conntrack-tcp-timeout-close-wait", "--conntrack-tcp-be-liberal", "--conntrack-udp-timeout",
         "--conntrack-udp-timeout-stream", "--cleanup", "-v, --v", "--version", "--sctp-userspace-mode",
-        "--sctp-userspace-taint", "--manifests"}) {
+        "--sctp-userspace-taint", "--manifests", "--iptables-applier"}) {
     EXPECT_NE(r.out.find(std::string(flag) + " "), std::string::npos) << flag;
   }
 }
