@@ -45,7 +45,7 @@ ServiceBuilder web(int endpoints) {
 TEST_F(IptablesProxierTest, FirstSyncIsOneRestoreThenTheJumps) {
   ASSERT_TRUE(sync(snapshot({web(2)}), SyncKind::kFull).ok());
   EXPECT_EQ(fake_.save_calls(), 1) << "one save of nat, at the first sync only";
-  EXPECT_EQ(fake_.restore_calls(), 1);
+  EXPECT_EQ(fake_.restore_calls(), 2) << "the rules, then one restore checking every jump (-C), which fails";
   EXPECT_EQ(proxier_.last_figures().jumps_inserted, 14u);
   const auto* prerouting = fake_.chain(Table::kNat, "PREROUTING");
   ASSERT_NE(prerouting, nullptr);
@@ -62,6 +62,7 @@ TEST_F(IptablesProxierTest, FirstSyncIsOneRestoreThenTheJumps) {
   ASSERT_TRUE(sync(snapshot({web(2)}), SyncKind::kFull).ok());
   EXPECT_EQ(fake_.save_calls(), 1);
   EXPECT_EQ(proxier_.last_figures().jumps_inserted, 0u);
+  EXPECT_EQ(fake_.restore_calls(), 4) << "the rules, and one restore that finds every jump in place";
   EXPECT_EQ(fake_.chain(Table::kNat, "PREROUTING")->rules.size(), 1u);
 }
 

@@ -98,7 +98,7 @@ class Block {
       return std::nullopt;
     };
     if (cmd == "-A" || cmd == "--append" || cmd == "-I" || cmd == "--insert" || cmd == "-D" || cmd == "--delete" ||
-        cmd == "-R" || cmd == "--replace") {
+        cmd == "-R" || cmd == "--replace" || cmd == "-C" || cmd == "--check") {
       auto name = arg();
       if (!name) return "option \"" + cmd + "\" requires a chain name";
       auto* c = find(*name);
@@ -124,6 +124,12 @@ class Block {
         return {};
       }
       if (std::string e = check_targets(spec); !e.empty()) return e;
+      if (cmd == "-C" || cmd == "--check") {  // iptables-restore runs checks too; a miss fails the block
+        if (std::find(c->rules.begin(), c->rules.end(), rule) == c->rules.end()) {
+          return "bad rule (does a matching rule exist in that chain?)";
+        }
+        return {};
+      }
       if (cmd == "-A" || cmd == "--append") {
         c->rules.push_back(rule);
       } else if (cmd == "-I" || cmd == "--insert") {
