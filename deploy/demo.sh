@@ -356,10 +356,14 @@ while :; do
   if [ -z "$flavour" ]; then
     flavour=$(kproxy_log | sed -n 's/.*using iptables mode (\([a-z]*\)).*/\1/p' | head -n 1)
   fi
-  if [ -n "$flavour" ] && nsx "$n1" "iptables-$flavour-save" -t nat 2>/dev/null | grep -q '^:KUBE-SVC-'; then
+  # The sync is over (rules, the jumps from the built-in chains, conntrack cleanup) when
+  # kproxy logs it (--v=2); traffic sent earlier could pass before the jumps and pin an
+  # un-NATed conntrack entry.
+  if [ -n "$flavour" ] && kproxy_log | grep -q -E 'synced [0-9]+ service ports' &&
+    nsx "$n1" "iptables-$flavour-save" -t nat 2>/dev/null | grep -q '^:KUBE-SVC-'; then
     break
   fi
-  [ "$SECONDS" -lt "$deadline" ] || kproxy_failed "no KUBE-SVC chain after 20 s"
+  [ "$SECONDS" -lt "$deadline" ] || kproxy_failed "no completed sync with KUBE-SVC chains after 20 s"
   sleep 0.1
 done
 save_nat() { nsx "$n1" "iptables-$flavour-save" -t nat; }
