@@ -474,14 +474,22 @@ Outcome request_sctp(const RequestOptions& o) {
       }
     }
   }
-  if (out.code != kOk) {
-    // Nothing to shut down gracefully: abort at once so that usrsctp_finish need not wait.
-    linger l{1, 0};
-    usrsctp_setsockopt(s, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  // The socket is never closed: usrsctp 0.9.5 frees a socket twice when usrsctp_close races
+  // its receive thread tearing the association down (the server ends it with SHUTDOWN right
+  // after its reply; seen under ASan as a double free in sofree). Without a close the socket
+  // is never marked free-able, so only the process exit ends it. The association itself is
+  // still ended properly: gracefully after a reply, with an ABORT after a failure.
+  if (out.code == kOk) {
+    usrsctp_shutdown(s, SHUT_WR);
+  } else if (st->up) {
+    sctp_sndinfo abort_info{};
+    abort_info.snd_flags = SCTP_ABORT;
+    usrsctp_sendv(s, nullptr, 0, nullptr, 0, &abort_info, sizeof abort_info, SCTP_SENDV_SNDINFO, 0);
   }
-  usrsctp_close(s);
-  // The callback may still run until the association is gone: keep the state until usrsctp
-  // has stopped.
+  if (out.code != kOk) {
+    std::lock_guard lock(st->mu);
+    st->closed = true;  // nothing graceful to wait for at exit
+  }
   g_client_states.push_back(std::move(st));
   return out;
 }
