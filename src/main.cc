@@ -407,12 +407,8 @@ int main(int argc, char** argv) {
     metrics.set_iptables_rules_last(IpFamily::kIPv4, kproxy::metrics::RuleTable::kFilter, figures.filter_rules);
     metrics.set_iptables_rules_last(IpFamily::kIPv4, kproxy::metrics::RuleTable::kNat, figures.nat_rules);
     if (const auto& rendered = backend.last_rendered()) {
-      std::size_t filter_total = 0, nat_total = 0;
-      for (const auto& c : rendered->filter) filter_total += c.rules.size();
-      for (const auto& c : rendered->nat) nat_total += c.rules.size();
-      for (const auto& [name, chains] : rendered->service_chains) {
-        for (const auto& c : chains) nat_total += c.rules.size();
-      }
+      const std::size_t filter_total = rendered->filter_rule_count();
+      const std::size_t nat_total = rendered->nat_rule_count();
       metrics.set_iptables_rules_total(IpFamily::kIPv4, kproxy::metrics::RuleTable::kFilter, filter_total);
       metrics.set_iptables_rules_total(IpFamily::kIPv4, kproxy::metrics::RuleTable::kNat, nat_total);
     }

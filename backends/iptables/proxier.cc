@@ -133,13 +133,13 @@ Status IptablesProxier::sync(const proxier::SyncRequest& request) {
     if (Status s = load_kernel_chains(); !s.ok()) return s;
   }
 
-  rendered_ = render(request.snapshot, render_options);
+  rendered_ = renderer_.render(request.snapshot, render_options);
   const RenderedRules& rules = *rendered_;
   std::set<std::string> active;
-  for (const auto& [name, chains] : rules.service_chains) {
-    for (const Chain& c : chains) active.insert(c.name);
+  for (const auto& [name, port] : rules.ports) {
+    for (const Chain& c : port->chains) active.insert(active.end(), c.name);
   }
-  for (const Chain& c : rules.nat_dispatch) active.insert(c.name);
+  for (const auto& c : rules.nat_dispatch) active.insert(c->name);
   std::vector<std::string> stale;
   std::set_difference(kernel_chains_->begin(), kernel_chains_->end(), active.begin(), active.end(),
                       std::back_inserter(stale));
@@ -147,20 +147,17 @@ Status IptablesProxier::sync(const proxier::SyncRequest& request) {
   const bool full = request.kind == proxier::SyncKind::kFull;
   auto blocks = sync_blocks(rules, full ? nullptr : &request.changed, stale);
   // Dispatch chains: a partial sync writes only those whose rules changed (or are new), so
-  // that the bytes written follow the change, not the cluster.
-  std::map<std::string, std::string> dispatch_text;
-  for (const Chain& c : rules.nat_dispatch) {
-    std::string text;
-    for (const Rule& r : c.rules) text += rule_spec(r) + "\n";
-    dispatch_text.emplace(c.name, std::move(text));
-  }
+  // that the bytes written follow the change, not the cluster. The renderer keeps a chain's
+  // object while its rules stay the same, so comparing pointers finds them.
+  std::map<std::string, std::shared_ptr<const Chain>> dispatch_now;
+  for (const auto& c : rules.nat_dispatch) dispatch_now.emplace_hint(dispatch_now.end(), c->name, c);
   if (!full) {
     auto& chains = blocks[1].chains;
     chains.erase(std::remove_if(chains.begin(), chains.end(),
                                 [&](const Chain* c) {
                                   if (!c->name.starts_with(kDispatchChainPrefix)) return false;
                                   auto it = dispatch_written_.find(c->name);
-                                  return it != dispatch_written_.end() && it->second == dispatch_text.at(c->name);
+                                  return it != dispatch_written_.end() && (it->second.get() == c || *it->second == *c);
                                 }),
                  chains.end());
   }
@@ -184,7 +181,7 @@ Status IptablesProxier::sync(const proxier::SyncRequest& request) {
   }
   figures_.payload_bytes = *written;
   kernel_chains_ = std::move(active);
-  dispatch_written_ = std::move(dispatch_text);
+  dispatch_written_ = std::move(dispatch_now);
   if (Status s = trim_ipsets(trim); !s.ok()) return s;
 
   if (full) {

@@ -36,20 +36,21 @@ struct ChainWriter {
 // The rules of one service port, written into the shared top-level chains and its own.
 class ServiceRenderer {
  public:
-  ServiceRenderer(const RenderOptions& options, bool large_cluster, RenderedRules& out, Chain& filter_services,
-                  Chain& filter_external, Chain& filter_nodeports, Chain& filter_firewall, Chain& nat_services,
-                  Chain& nat_nodeports)
-      : options_(options),
-        large_cluster_(large_cluster),
-        out_(out),
-        filter_services_(filter_services),
-        filter_external_(filter_external),
-        filter_nodeports_(filter_nodeports),
-        filter_firewall_(filter_firewall),
-        nat_services_(nat_services),
-        nat_nodeports_(nat_nodeports) {}
+  ServiceRenderer(const RenderOptions& options, bool large_cluster) : options_(options), large_cluster_(large_cluster) {}
 
-  void render(const ServicePortInfo& svc) {
+  PortRules render(const ServicePortInfo& svc) {
+    PortRules out;
+    render_into(svc, out);
+    std::sort(out.loop_back.begin(), out.loop_back.end());
+    out.loop_back.erase(std::unique(out.loop_back.begin(), out.loop_back.end()), out.loop_back.end());
+    return out;
+  }
+
+ private:
+  void render_into(const ServicePortInfo& svc, PortRules& out_) {
+    auto add = [](std::vector<Rule>& chain, std::vector<Term> terms, Target target) {
+      chain.push_back(Rule{std::move(terms), std::move(target)});
+    };
     const std::string name = proxier::to_string(svc.name);
     const Protocol proto{svc.name.protocol};
     const auto selection = proxier::categorize_endpoints(svc, options_.node);
@@ -99,12 +100,12 @@ class ServiceRenderer {
       if (!has_internal_endpoints) {
         internal_filter = Verdict::Kind::kDrop;
         internal_filter_comment = name + " has no local endpoints";
-        ++out_.stats.no_local_endpoints_internal;
+        ++out_.no_local_endpoints_internal;
       }
       if (!has_external_endpoints) {
         external_filter = Verdict::Kind::kDrop;
         external_filter_comment = name + " has no local endpoints";
-        ++out_.stats.no_local_endpoints_external;
+        ++out_.no_local_endpoints_external;
       }
     }
 
@@ -114,45 +115,45 @@ class ServiceRenderer {
 
     // Cluster IP.
     if (has_internal_endpoints) {
-      ChainWriter{nat_services_}.add(port_match(svc.cluster_ip, svc.port, name + " cluster IP"), jump(internal_chain));
+      add(out_.nat_services, port_match(svc.cluster_ip, svc.port, name + " cluster IP"), jump(internal_chain));
     } else {
-      ChainWriter{filter_services_}.add(port_match(svc.cluster_ip, svc.port, internal_filter_comment),
+      add(out_.filter_services, port_match(svc.cluster_ip, svc.port, internal_filter_comment),
                                         Verdict{internal_filter});
     }
 
     // External IPs.
     for (const IpAddress& ip : svc.external_ips) {
       if (has_endpoints) {
-        ChainWriter{nat_services_}.add(port_match(ip, svc.port, name + " external IP"), jump(ext_chain));
+        add(out_.nat_services, port_match(ip, svc.port, name + " external IP"), jump(ext_chain));
       }
       if (!has_external_endpoints) {
-        ChainWriter{filter_external_}.add(port_match(ip, svc.port, external_filter_comment), Verdict{external_filter});
+        add(out_.filter_external, port_match(ip, svc.port, external_filter_comment), Verdict{external_filter});
       }
     }
 
     // Load-balancer IPs.
     for (const IpAddress& ip : svc.load_balancer_vips) {
       if (has_endpoints) {
-        ChainWriter{nat_services_}.add(port_match(ip, svc.port, name + " loadbalancer IP"), jump(lb_chain));
+        add(out_.nat_services, port_match(ip, svc.port, name + " loadbalancer IP"), jump(lb_chain));
       }
       if (uses_fw_chain) {
-        ChainWriter{filter_firewall_}.add(port_match(ip, svc.port, name + " traffic not accepted by " + fw_chain),
+        add(out_.filter_firewall, port_match(ip, svc.port, name + " traffic not accepted by " + fw_chain),
                                           Verdict{Verdict::Kind::kDrop});
       }
     }
     if (!has_external_endpoints) {
       for (const IpAddress& ip : svc.load_balancer_vips) {
-        ChainWriter{filter_external_}.add(port_match(ip, svc.port, external_filter_comment), Verdict{external_filter});
+        add(out_.filter_external, port_match(ip, svc.port, external_filter_comment), Verdict{external_filter});
       }
     }
 
     // NodePort.
     if (svc.node_port != 0) {
       if (has_endpoints) {
-        ChainWriter{nat_nodeports_}.add({Comment{name}, proto, DestinationPort{svc.node_port}}, jump(ext_chain));
+        add(out_.nat_nodeports, {Comment{name}, proto, DestinationPort{svc.node_port}}, jump(ext_chain));
       }
       if (!has_external_endpoints) {
-        ChainWriter{filter_external_}.add(
+        add(out_.filter_external, 
             {Comment{external_filter_comment}, AddrTypeLocal{false}, proto, DestinationPort{svc.node_port}},
             Verdict{external_filter});
       }
@@ -160,13 +161,13 @@ class ServiceRenderer {
 
     // Health-check node port: always TCP, accepted even without local endpoints.
     if (svc.health_check_node_port != 0) {
-      ChainWriter{filter_nodeports_}.add({Comment{name + " health check node port"}, Protocol{model::Protocol::kTcp},
+      add(out_.filter_nodeports, {Comment{name + " health check node port"}, Protocol{model::Protocol::kTcp},
                                           DestinationPort{svc.health_check_node_port}},
                                          Verdict{Verdict::Kind::kAccept});
     }
 
     // The service port's own nat chains.
-    std::vector<Chain>& chains = out_.service_chains[svc.name];
+    std::vector<Chain>& chains = out_.chains;
     auto new_chain = [&chains](std::string chain_name) -> Chain& {
       chains.push_back(Chain{std::move(chain_name), {}});
       return chains.back();
@@ -222,7 +223,7 @@ class ServiceRenderer {
         for (Rule& r : internal_prefix) chain.rules.push_back(std::move(r));
         internal_prefix.clear();
       }
-      write_service_to_endpoint_rules(chain, svc, name, endpoints);
+      write_service_to_endpoint_rules(chain, svc, name, endpoints, out_.loop_back);
     };
     if (uses_cluster_chain) policy_chain(cluster_chain, cluster_endpoints);
     if (uses_local_chain) policy_chain(local_chain, local_endpoints);
@@ -230,7 +231,6 @@ class ServiceRenderer {
     if (options_.lean()) {
       // No KUBE-SEP- chains: the DNAT rules are in the policy chains, and the hairpin
       // masquerade is KUBE-POSTROUTING's KUBE-LOOP-BACK rule.
-      if (chains.empty()) out_.service_chains.erase(svc.name);
       return;
     }
     for (const Endpoint* ep : selection.all_reachable) {
@@ -246,15 +246,13 @@ class ServiceRenderer {
       dnat.push_back(proto);
       sep.add(std::move(dnat), Dnat{ep->ip, ep->port});
     }
-    if (chains.empty()) out_.service_chains.erase(svc.name);
   }
 
- private:
   // The lean layout's endpoint rules: one DNAT rule per endpoint, in the policy chain itself.
   // With affinity, the "--rcheck" rules also "--set" (kube-proxy's KUBE-SEP- chain refreshes
   // the entry on every new connection, the rcheck path included) and DNAT directly.
   void write_lean_endpoint_rules(Chain& chain, const ServicePortInfo& svc, const std::string& name,
-                                 const std::vector<const Endpoint*>& endpoints) {
+                                 const std::vector<const Endpoint*>& endpoints, std::vector<std::string>& loop_back) {
     ChainWriter w{chain};
     const Protocol proto{svc.name.protocol};
     const bool affinity = svc.session_affinity == model::SessionAffinity::kClientIP;
@@ -263,7 +261,7 @@ class ServiceRenderer {
     };
     for (const Endpoint* ep : endpoints) {
       const std::string_view p = proxier::lower_case_protocol(svc.name.protocol);
-      loop_back_.insert(ep->ip.to_string() + "," + std::string(p) + ":" + std::to_string(ep->port) + "," +
+      loop_back.push_back(ep->ip.to_string() + "," + std::string(p) + ":" + std::to_string(ep->port) + "," +
                         ep->ip.to_string());
     }
     if (affinity) {
@@ -289,15 +287,10 @@ class ServiceRenderer {
     }
   }
 
- public:
-  // "EP_IP,PROTO:PORT,EP_IP" of every endpoint written (lean layout).
-  const std::set<std::string>& loop_back_entries() const { return loop_back_; }
-
- private:
   void write_service_to_endpoint_rules(Chain& chain, const ServicePortInfo& svc, const std::string& name,
-                                       const std::vector<const Endpoint*>& endpoints) {
+                                       const std::vector<const Endpoint*>& endpoints, std::vector<std::string>& loop_back) {
     if (options_.lean()) {
-      write_lean_endpoint_rules(chain, svc, name, endpoints);
+      write_lean_endpoint_rules(chain, svc, name, endpoints, loop_back);
       return;
     }
     ChainWriter w{chain};
@@ -324,21 +317,6 @@ class ServiceRenderer {
 
   const RenderOptions& options_;
   bool large_cluster_;
-  RenderedRules& out_;
-  Chain& filter_services_;
-  Chain& filter_external_;
-  Chain& filter_nodeports_;
-  Chain& filter_firewall_;
-  Chain& nat_services_;
-  Chain& nat_nodeports_;
-  std::set<std::string> loop_back_;
-};
-
-// One rule of a chain to place in the dispatch tree, keyed by its destination host address.
-struct TreeEntry {
-  std::uint32_t ip;
-  std::size_t order;  // position in the root, to keep the relative order inside a leaf
-  Rule rule;
 };
 
 std::string dispatch_chain_name(int level, std::uint32_t key) {
@@ -349,62 +327,21 @@ std::string dispatch_chain_name(int level, std::uint32_t key) {
 
 std::uint32_t low_mask(int bits) { return bits >= 32 ? ~std::uint32_t{0} : (std::uint32_t{1} << bits) - 1; }
 
-// Fills `chain` (level `level`, holding the entries whose low 2*level bits equal `key`).
-void build_node(std::vector<TreeEntry*>& entries, int level, std::uint32_t key, int depth, Chain& chain,
-                std::vector<Chain>& out) {
-  if (level == depth) {
-    std::sort(entries.begin(), entries.end(), [](const TreeEntry* a, const TreeEntry* b) { return a->order < b->order; });
-    for (TreeEntry* e : entries) chain.rules.push_back(std::move(e->rule));
-    return;
-  }
-  const int shift = 2 * level;
-  const std::uint32_t child_mask = low_mask(shift + 2);
-  for (std::uint32_t digit = 0; digit < 4; ++digit) {
-    std::vector<TreeEntry*> child_entries;
-    for (TreeEntry* e : entries) {
-      if (((e->ip >> shift) & 3u) == digit) child_entries.push_back(e);
+// The IPv4 destination host address ("-d IP/32") a dispatch tree files `rule` under, if any.
+std::optional<std::uint32_t> dispatch_address(const Rule& rule) {
+  for (const Term& t : rule.terms) {
+    const auto* a = std::get_if<Address>(&t);
+    if (a != nullptr && a->direction == Address::Direction::kDestination && !a->negated &&
+        a->cidr.family() == IpFamily::kIPv4 && a->cidr.prefix_length() == 32) {
+      return a->cidr.network().v4_host_order();
     }
-    if (child_entries.empty()) continue;
-    const std::uint32_t child_key = key | (digit << shift);
-    Chain child{dispatch_chain_name(level + 1, child_key), {}};
-    build_node(child_entries, level + 1, child_key, depth, child, out);
-    chain.rules.push_back(
-        Rule{{AddressBits{Address::Direction::kDestination, child_key, child_mask}}, Jump{child.name}});
-    out.push_back(std::move(child));
   }
+  return std::nullopt;
 }
+
+const std::vector<Chain> kNoChains;
 
 }  // namespace
-
-std::vector<Chain> build_dispatch_tree(Chain& root, int depth) {
-  std::vector<TreeEntry> entries;
-  std::vector<Rule> rest;
-  std::size_t order = 0;
-  for (Rule& rule : root.rules) {
-    const Address* host = nullptr;
-    for (const Term& t : rule.terms) {
-      const auto* a = std::get_if<Address>(&t);
-      if (a != nullptr && a->direction == Address::Direction::kDestination && !a->negated &&
-          a->cidr.family() == IpFamily::kIPv4 && a->cidr.prefix_length() == 32) {
-        host = a;
-        break;
-      }
-    }
-    if (host == nullptr) {
-      rest.push_back(std::move(rule));
-    } else {
-      entries.push_back(TreeEntry{host->cidr.network().v4_host_order(), order++, std::move(rule)});
-    }
-  }
-  std::vector<Chain> out;
-  root.rules.clear();
-  std::vector<TreeEntry*> all;
-  for (TreeEntry& e : entries) all.push_back(&e);
-  if (!all.empty()) build_node(all, 0, 0, std::max(depth, 1), root, out);
-  for (Rule& r : rest) root.rules.push_back(std::move(r));
-  std::sort(out.begin(), out.end(), [](const Chain& a, const Chain& b) { return a.name < b.name; });
-  return out;
-}
 
 Term LocalDetector::if_local() const {
   switch (mode) {
@@ -436,15 +373,36 @@ const Chain* RenderedRules::find(Table table, const std::string& name) const {
   if (table != Table::kNat) return nullptr;
   if (name.starts_with(kDispatchChainPrefix)) {
     auto it = std::lower_bound(nat_dispatch.begin(), nat_dispatch.end(), name,
-                               [](const Chain& c, const std::string& n) { return c.name < n; });
-    return it != nat_dispatch.end() && it->name == name ? &*it : nullptr;
+                               [](const std::shared_ptr<const Chain>& c, const std::string& n) { return c->name < n; });
+    return it != nat_dispatch.end() && (*it)->name == name ? it->get() : nullptr;
   }
-  for (const auto& [port, chains] : service_chains) {
-    for (const Chain& c : chains) {
+  for (const auto& [port, rules] : ports) {
+    for (const Chain& c : rules->chains) {
       if (c.name == name) return &c;
     }
   }
   return nullptr;
+}
+
+const std::vector<Chain>& RenderedRules::service_chains(const proxier::ServicePortName& name) const {
+  auto it = ports.find(name);
+  return it == ports.end() ? kNoChains : it->second->chains;
+}
+
+std::size_t RenderedRules::filter_rule_count() const {
+  std::size_t n = 0;
+  for (const Chain& c : filter) n += c.rules.size();
+  return n;
+}
+
+std::size_t RenderedRules::nat_rule_count() const {
+  std::size_t n = 0;
+  for (const Chain& c : nat) n += c.rules.size();
+  for (const auto& c : nat_dispatch) n += c->rules.size();
+  for (const auto& [port, rules] : ports) {
+    for (const Chain& c : rules->chains) n += c.rules.size();
+  }
+  return n;
 }
 
 std::string service_chain_name(const proxier::ServicePortName& name) {
@@ -470,13 +428,78 @@ bool is_service_chain(std::string_view chain) {
   return false;
 }
 
-RenderedRules render(const proxier::Snapshot& snapshot, const RenderOptions& options) {
+void Renderer::reset(const RenderOptions& options, bool large_cluster) {
+  options_ = options;
+  large_cluster_ = large_cluster;
+  ports_.clear();
+  leaf_ports_.clear();
+  leaf_tail_.clear();
+  dispatch_.clear();
+  loop_back_.clear();
+}
+
+void Renderer::rebuild_dispatch(const std::set<std::uint32_t>& dirty_leaves) {
+  const int depth = std::max(options_->dispatch_depth, 1);
+  const std::uint32_t leaf_mask = low_mask(2 * depth);
+  // A chain whose rules are unchanged keeps its object, so that syncs can compare pointers.
+  auto store = [this](Chain chain) {
+    auto it = dispatch_.find(chain.name);
+    if (chain.rules.empty()) {
+      if (it != dispatch_.end()) dispatch_.erase(it);
+    } else if (it == dispatch_.end()) {
+      std::string name = chain.name;
+      dispatch_.emplace(std::move(name), std::make_shared<const Chain>(std::move(chain)));
+    } else if (!(*it->second == chain)) {
+      it->second = std::make_shared<const Chain>(std::move(chain));
+    }
+  };
+  for (const std::uint32_t leaf : dirty_leaves) {
+    Chain chain{dispatch_chain_name(depth, leaf), {}};
+    if (auto lp = leaf_ports_.find(leaf); lp != leaf_ports_.end()) {
+      for (const ServicePortName& port : lp->second) {
+        for (const Rule& rule : ports_.at(port).rules->nat_services) {
+          const auto address = dispatch_address(rule);
+          if (address && (*address & leaf_mask) == leaf) chain.rules.push_back(rule);
+        }
+      }
+    }
+    if (auto lt = leaf_tail_.find(leaf); lt != leaf_tail_.end()) {
+      chain.rules.insert(chain.rules.end(), lt->second.begin(), lt->second.end());
+    }
+    store(std::move(chain));
+  }
+  // Inner nodes, deepest first: a node jumps to each of its (up to four) children that exist.
+  std::set<std::uint32_t> dirty = dirty_leaves;
+  for (int level = depth - 1; level >= 1; --level) {
+    std::set<std::uint32_t> parents;
+    for (const std::uint32_t key : dirty) parents.insert(key & low_mask(2 * level));
+    for (const std::uint32_t key : parents) {
+      Chain chain{dispatch_chain_name(level, key), {}};
+      for (std::uint32_t digit = 0; digit < 4; ++digit) {
+        const std::uint32_t child = key | (digit << (2 * level));
+        std::string child_name = dispatch_chain_name(level + 1, child);
+        if (!dispatch_.contains(child_name)) continue;
+        chain.rules.push_back(Rule{{AddressBits{Address::Direction::kDestination, child, low_mask(2 * level + 2)}},
+                                   Jump{std::move(child_name)}});
+      }
+      store(std::move(chain));
+    }
+    dirty = std::move(parents);
+  }
+}
+
+RenderedRules Renderer::render(const proxier::Snapshot& snapshot, const RenderOptions& options) {
   RenderedRules out;
   const std::uint32_t mark = options.masquerade_mark();
   const bool ipv6 = options.family == IpFamily::kIPv6;
+  const bool tree = options.layout == RenderOptions::Layout::kKproxy && !ipv6;
+  const int depth = std::max(options.dispatch_depth, 1);
+  const std::uint32_t leaf_mask = low_mask(2 * depth);
 
   for (const auto& [name, port] : snapshot.service_ports) out.stats.total_endpoints += port->endpoints.size();
   out.stats.large_cluster_mode = out.stats.total_endpoints > options.large_cluster_endpoints_threshold;
+  const bool fresh = !options_ || !(*options_ == options) || large_cluster_ != out.stats.large_cluster_mode;
+  if (fresh) reset(options, out.stats.large_cluster_mode);
 
   out.filter = {Chain{kServicesChain, {}}, Chain{kExternalServicesChain, {}}, Chain{kForwardChain, {}},
                 Chain{kNodePortsChain, {}}, Chain{kProxyFirewallChain, {}}};
@@ -519,11 +542,9 @@ RenderedRules render(const proxier::Snapshot& snapshot, const RenderOptions& opt
         Verdict{Verdict::Kind::kDrop});
   }
 
-  ServiceRenderer service_renderer(options, out.stats.large_cluster_mode, out, filter_services, filter_external,
-                                   filter_nodeports, filter_firewall, nat_services, nat_nodeports);
-  for (const auto& [name, port] : snapshot.service_ports) service_renderer.render(*port);
-
-  // The NodePort tail: must stay the last rule of nat KUBE-SERVICES.
+  // The NodePort tail: must stay the last rule of nat KUBE-SERVICES (after the tree's jumps,
+  // or the last rule of its leaf when it names one address).
+  std::vector<Rule> tail;
   const std::string tail_comment = "kubernetes service nodeports; NOTE: this must be the last rule in this chain";
   if (!options.node_port_ips) {
     std::vector<Term> terms{Comment{tail_comment}, AddrTypeLocal{false}};
@@ -532,17 +553,111 @@ RenderedRules render(const proxier::Snapshot& snapshot, const RenderOptions& opt
     } else if (!localhost_nodeports) {
       terms.push_back(Address{Address::Direction::kDestination, *Cidr::parse("127.0.0.0/8"), true});
     }
-    ChainWriter{nat_services}.add(std::move(terms), jump(kNodePortsChain));
+    tail.push_back(Rule{std::move(terms), jump(kNodePortsChain)});
   } else {
     for (const IpAddress& ip : *options.node_port_ips) {
       if (ip.family() != options.family) continue;
       if (ip.is_loopback() && (ipv6 || !localhost_nodeports)) continue;
-      ChainWriter{nat_services}.add({Comment{tail_comment}, dst(ip)}, jump(kNodePortsChain));
+      tail.push_back(Rule{{Comment{tail_comment}, dst(ip)}, jump(kNodePortsChain)});
     }
   }
 
-  if (options.layout == RenderOptions::Layout::kKproxy && !ipv6) {
-    out.nat_dispatch = build_dispatch_tree(nat_services, options.dispatch_depth);
+  // Service ports: rendered unless cached; the dispatch leaves of changed ones are rebuilt.
+  std::set<std::uint32_t> dirty_leaves;
+  if (fresh && tree) {
+    for (Rule& rule : tail) {
+      if (const auto address = dispatch_address(rule)) {
+        leaf_tail_[*address & leaf_mask].push_back(rule);
+        dirty_leaves.insert(*address & leaf_mask);
+      }
+    }
+  }
+  auto link = [&](const ServicePortName& name, const PortRules& rules, bool leaves, int delta) {
+    for (const std::string& entry : rules.loop_back) {
+      auto [it, added] = loop_back_.try_emplace(entry, 0);
+      if ((it->second += delta) == 0) loop_back_.erase(it);
+    }
+    if (!tree || !leaves) return;
+    for (const Rule& rule : rules.nat_services) {
+      const auto address = dispatch_address(rule);
+      if (!address) continue;
+      const std::uint32_t leaf = *address & leaf_mask;
+      dirty_leaves.insert(leaf);
+      if (delta > 0) {
+        leaf_ports_[leaf].insert(name);
+      } else if (auto lp = leaf_ports_.find(leaf); lp != leaf_ports_.end()) {
+        lp->second.erase(name);
+        if (lp->second.empty()) leaf_ports_.erase(lp);
+      }
+    }
+  };
+  for (auto it = ports_.begin(); it != ports_.end();) {
+    if (snapshot.service_ports.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    link(it->first, *it->second.rules, true, -1);
+    it = ports_.erase(it);
+  }
+  ServiceRenderer service_renderer(options, out.stats.large_cluster_mode);
+  last_rendered_ports_ = 0;
+  for (const auto& [name, info] : snapshot.service_ports) {
+    auto [it, added] = ports_.try_emplace(name);
+    CachedPort& cached = it->second;
+    if (added || (cached.info != info && !(*cached.info == *info))) {
+      auto rules = std::make_shared<const PortRules>(service_renderer.render(*info));
+      ++last_rendered_ports_;
+      if (added) {
+        link(name, *rules, true, +1);
+        cached.rules = std::move(rules);
+      } else if (!(*cached.rules == *rules)) {
+        const bool leaves = cached.rules->nat_services != rules->nat_services;
+        link(name, *cached.rules, leaves, -1);
+        link(name, *rules, leaves, +1);
+        cached.rules = std::move(rules);
+      }
+    }
+    cached.info = info;
+    out.ports.emplace_hint(out.ports.end(), name, cached.rules);
+  }
+
+  // The shared chains, port by port in name order (kube-proxy's order for its rules).
+  for (const auto& [name, rules] : out.ports) {
+    auto append = [](Chain& chain, const std::vector<Rule>& rules) {
+      chain.rules.insert(chain.rules.end(), rules.begin(), rules.end());
+    };
+    append(filter_services, rules->filter_services);
+    append(filter_external, rules->filter_external);
+    append(filter_nodeports, rules->filter_nodeports);
+    append(filter_firewall, rules->filter_firewall);
+    append(nat_nodeports, rules->nat_nodeports);
+    out.stats.no_local_endpoints_internal += rules->no_local_endpoints_internal;
+    out.stats.no_local_endpoints_external += rules->no_local_endpoints_external;
+    if (!tree) {
+      append(nat_services, rules->nat_services);
+      continue;
+    }
+    for (const Rule& rule : rules->nat_services) {
+      if (!dispatch_address(rule)) nat_services.rules.push_back(rule);
+    }
+  }
+  if (tree) {
+    rebuild_dispatch(dirty_leaves);
+    // The root's jumps to level 1 come first, then the rules that name no single address.
+    std::vector<Rule> root;
+    for (std::uint32_t digit = 0; digit < 4; ++digit) {
+      std::string child = dispatch_chain_name(1, digit);
+      if (!dispatch_.contains(child)) continue;
+      root.push_back(Rule{{AddressBits{Address::Direction::kDestination, digit, low_mask(2)}}, Jump{std::move(child)}});
+    }
+    nat_services.rules.insert(nat_services.rules.begin(), root.begin(), root.end());
+    for (Rule& rule : tail) {
+      if (!dispatch_address(rule)) nat_services.rules.push_back(std::move(rule));
+    }
+    out.nat_dispatch.reserve(dispatch_.size());
+    for (const auto& [name, chain] : dispatch_) out.nat_dispatch.push_back(chain);
+  } else {
+    for (Rule& rule : tail) nat_services.rules.push_back(std::move(rule));
   }
 
   ChainWriter fwd{filter_forward};
@@ -553,15 +668,21 @@ RenderedRules render(const proxier::Snapshot& snapshot, const RenderOptions& opt
     std::vector<Term> terms{Comment{"kubernetes forwarding rules for hairpin traffic"}};
     terms.insert(terms.end(), hairpin_match.begin(), hairpin_match.end());
     fwd.add(std::move(terms), Verdict{Verdict::Kind::kAccept});
-    const auto& entries = service_renderer.loop_back_entries();
+    std::vector<std::string> entries;
+    entries.reserve(loop_back_.size());
+    for (const auto& [entry, count] : loop_back_) entries.push_back(entry);
     out.ipsets.push_back(kernel::IpsetSpec{kLoopBackSet, kLoopBackSetType,
-                                           ipv6 ? kernel::IpFamily::kIPv6 : kernel::IpFamily::kIPv4,
-                                           std::vector<std::string>(entries.begin(), entries.end())});
+                                           ipv6 ? kernel::IpFamily::kIPv6 : kernel::IpFamily::kIPv4, std::move(entries)});
   }
   fwd.add({Comment{"kubernetes forwarding conntrack rule"},
            ConntrackState{ConntrackState::kRelated | ConntrackState::kEstablished, false}},
           Verdict{Verdict::Kind::kAccept});
   return out;
+}
+
+RenderedRules render(const proxier::Snapshot& snapshot, const RenderOptions& options) {
+  Renderer renderer;
+  return renderer.render(snapshot, options);
 }
 
 std::vector<TableBlock> sync_blocks(const RenderedRules& rules, const std::set<proxier::ServicePortName>* write,
@@ -570,10 +691,10 @@ std::vector<TableBlock> sync_blocks(const RenderedRules& rules, const std::set<p
   for (const Chain& c : rules.filter) filter.chains.push_back(&c);
   TableBlock nat{Table::kNat, {}, stale_chains};
   for (const Chain& c : rules.nat) nat.chains.push_back(&c);
-  for (const Chain& c : rules.nat_dispatch) nat.chains.push_back(&c);
-  for (const auto& [name, chains] : rules.service_chains) {
+  for (const auto& c : rules.nat_dispatch) nat.chains.push_back(c.get());
+  for (const auto& [name, port] : rules.ports) {
     if (write != nullptr && !write->contains(name)) continue;
-    for (const Chain& c : chains) nat.chains.push_back(&c);
+    for (const Chain& c : port->chains) nat.chains.push_back(&c);
   }
   return {std::move(filter), std::move(nat)};
 }

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -88,9 +89,10 @@ class IptablesProxier final : public proxier::ProxierBackend {
   // The service chains (KUBE-SVC-/SVL-/EXT-/FW-/SEP-) in the kernel's nat table after the
   // last successful restore; unknown until the first sync reads them.
   std::optional<std::set<std::string>> kernel_chains_;
-  // The rules of each dispatch chain as last written (rule_spec lines), to skip unchanged ones.
-  std::map<std::string, std::string> dispatch_written_;
+  // Each dispatch chain as last written, to skip unchanged ones.
+  std::map<std::string, std::shared_ptr<const Chain>> dispatch_written_;
   IptablesSyncFigures figures_;
+  Renderer renderer_;
   std::optional<RenderedRules> rendered_;
 };
 

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -51,6 +52,8 @@ struct LocalDetector {
   // The match for local traffic, and its negation. Only meaningful when implemented().
   Term if_local() const;
   Term if_not_local() const;
+
+  bool operator==(const LocalDetector&) const = default;
 };
 
 struct RenderOptions {
@@ -97,6 +100,8 @@ struct RenderOptions {
   bool lean() const { return layout == Layout::kKproxy && lean_endpoints; }
 
   std::uint32_t masquerade_mark() const { return std::uint32_t{1} << masquerade_bit; }
+
+  bool operator==(const RenderOptions&) const = default;
 };
 
 // A rule kube-proxy keeps in a built-in chain (INPUT, FORWARD, OUTPUT, PREROUTING,
@@ -111,26 +116,92 @@ struct RenderStats {
   bool large_cluster_mode = false;
 };
 
+// What one service port contributes to the rule set: its own nat chains, and its rules in the
+// shared chains. Rendered from its ServicePortInfo and the RenderOptions alone, so a port that
+// did not change keeps its PortRules from one sync to the next (Renderer).
+struct PortRules {
+  std::vector<Chain> chains;  // KUBE-SVC-, KUBE-SVL-, KUBE-EXT-, KUBE-FW-, KUBE-SEP-
+  std::vector<Rule> filter_services, filter_external, filter_nodeports, filter_firewall;
+  std::vector<Rule> nat_services, nat_nodeports;
+  std::vector<std::string> loop_back;  // KUBE-LOOP-BACK entries (lean layout), sorted
+  int no_local_endpoints_internal = 0;
+  int no_local_endpoints_external = 0;
+
+  bool operator==(const PortRules&) const = default;
+};
+
 struct RenderedRules {
   // Chains rewritten on every sync, in the order kube-proxy declares them.
   std::vector<Chain> filter;  // KUBE-SERVICES, KUBE-EXTERNAL-SERVICES, KUBE-FORWARD, KUBE-NODEPORTS,
                               // KUBE-PROXY-FIREWALL [, KUBE-FIREWALL]
   std::vector<Chain> nat;     // KUBE-SERVICES, KUBE-NODEPORTS, KUBE-POSTROUTING, KUBE-MARK-MASQ
-  // The nat chains of each service port (KUBE-SVC-, KUBE-SVL-, KUBE-EXT-, KUBE-FW-,
-  // KUBE-SEP-), which a partial sync writes only for the ports that changed.
-  std::map<proxier::ServicePortName, std::vector<Chain>> service_chains;
-  // The dispatch tree under nat KUBE-SERVICES (kKproxy layout; empty otherwise), ordered by
-  // name. Written when they change.
-  std::vector<Chain> nat_dispatch;
+  // Every service port's rules; its nat chains are what a partial sync writes for the ports
+  // that changed. Shared with the Renderer's cache, and between successive syncs for ports
+  // that did not change.
+  std::map<proxier::ServicePortName, std::shared_ptr<const PortRules>> ports;
+  // The dispatch tree under nat KUBE-SERVICES (kKproxy layout, IPv4; empty otherwise),
+  // ordered by name. A chain whose rules did not change since the last render is the same
+  // object, so a sync finds the chains to write by comparing pointers.
+  std::vector<std::shared_ptr<const Chain>> nat_dispatch;
   // The ipsets the rules reference (the lean layout's KUBE-LOOP-BACK; empty otherwise), to be
   // applied before the rules.
   std::vector<kernel::IpsetSpec> ipsets;
   RenderStats stats;
 
-  // Every chain of `table` (top-level and per-service), or nullptr.
+  // Every chain of `table` (top-level, dispatch and per-service), or nullptr.
   const Chain* find(Table table, const std::string& name) const;
+  // The nat chains of one service port (empty when it has none).
+  const std::vector<Chain>& service_chains(const proxier::ServicePortName& name) const;
+  // Rules in every chain of each table.
+  std::size_t filter_rule_count() const;
+  std::size_t nat_rule_count() const;
 };
 
+// Renders snapshots, remembering each service port's PortRules and the dispatch tree between
+// calls: a port whose ServicePortInfo did not change (the same object, or an equal one) under
+// the same options is not rendered again, and only the dispatch leaves whose rules changed are
+// rebuilt. So a sync after one endpoint changed costs in proportion to that change plus a walk
+// over the ports, not a render of the whole cluster. The result is always what a fresh
+// render() of the snapshot gives.
+//
+// The dispatch tree (kKproxy layout, IPv4): nat KUBE-SERVICES's rules that match one
+// destination host address ("-d IP") move into a fixed-shape 4-ary trie keyed on the
+// address's LOW bits: level L (root = 0) jumps by "-d V/M" (M selecting the low 2(L+1) bits)
+// to at most four children; the rules sit in the chains of level `dispatch_depth`, in their
+// original order. Low bits, because cluster IPs are allocated at random within the service
+// CIDR, so the low bits spread evenly whatever its size, and the shape depends only on which
+// keys are present: adding a frontend writes its leaf and at most one new chain per level.
+// Rules without a host destination stay in KUBE-SERVICES after the tree's jumps.
+class Renderer {
+ public:
+  RenderedRules render(const proxier::Snapshot& snapshot, const RenderOptions& options);
+
+  // Ports rendered (not taken from the cache) by the last render(), for tests and logs.
+  std::size_t last_rendered_ports() const { return last_rendered_ports_; }
+
+ private:
+  struct CachedPort {
+    std::shared_ptr<const proxier::ServicePortInfo> info;
+    std::shared_ptr<const PortRules> rules;
+  };
+  void reset(const RenderOptions& options, bool large_cluster);
+  void rebuild_dispatch(const std::set<std::uint32_t>& dirty_leaves);
+
+  std::optional<RenderOptions> options_;
+  bool large_cluster_ = false;
+  std::map<proxier::ServicePortName, CachedPort> ports_;
+  // The tree: which ports have rules in each leaf (keyed by the leaf's low address bits), the
+  // non-port rules of each leaf (the NodePort tail with --nodeport-addresses), and every
+  // dispatch chain by name.
+  std::map<std::uint32_t, std::set<proxier::ServicePortName>> leaf_ports_;
+  std::map<std::uint32_t, std::vector<Rule>> leaf_tail_;
+  std::map<std::string, std::shared_ptr<const Chain>> dispatch_;
+  // KUBE-LOOP-BACK entries with the number of ports that need each.
+  std::map<std::string, int> loop_back_;
+  std::size_t last_rendered_ports_ = 0;
+};
+
+// A fresh render of `snapshot` (a Renderer with nothing cached).
 RenderedRules render(const proxier::Snapshot& snapshot, const RenderOptions& options);
 
 // The iptables-restore blocks of one sync (filter, then nat): every top-level chain and
@@ -159,14 +230,5 @@ bool is_service_chain(std::string_view chain);
 // address's low 2*level bits in hex ("KUBE-SVCS-3-02A").
 inline constexpr const char* kDispatchChainPrefix = "KUBE-SVCS-";
 
-// Moves `root`'s rules that match one IPv4 destination host address ("-d IP") into a
-// fixed-shape 4-ary trie keyed on the address's LOW bits: level L (root = 0) jumps by
-// "-d V/M" (M selecting the low 2(L+1) bits) to at most four children; the rules themselves
-// sit in the chains of level `depth`, in their original order. Low bits, because cluster IPs
-// are allocated at random within the service CIDR, so the low bits spread evenly whatever its
-// size, and the shape depends only on which keys are present: adding a frontend writes its
-// leaf and at most one new chain per level. Rules without a host destination stay in `root`
-// after the tree's jumps. Returns the new chains.
-std::vector<Chain> build_dispatch_tree(Chain& root, int depth);
 
 }  // namespace kproxy::iptables

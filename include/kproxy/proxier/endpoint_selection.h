@@ -17,6 +17,8 @@ struct NodeFacts {
   std::string name;
   // The node's topology.kubernetes.io/zone label; empty when absent.
   std::string zone;
+
+  bool operator==(const NodeFacts&) const = default;
 };
 
 // kube-proxy's topology modes: "" (no filtering), PreferSameZone, PreferSameNode.

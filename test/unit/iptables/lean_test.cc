@@ -58,8 +58,8 @@ TEST(LeanLayout, GoldenEndpointRulesAndHairpin) {
             "-A " + svc + " -m comment --comment \"ns1/svc1:p80 cluster IP\" -m tcp -p tcp -d 172.30.0.41 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ\n"
             "-A " + svc + " -m comment --comment \"ns1/svc1:p80 -> 10.180.0.1:80\" -m statistic --mode random --probability 0.5000000000 -m tcp -p tcp -j DNAT --to-destination 10.180.0.1:80\n"
             "-A " + svc + " -m comment --comment \"ns1/svc1:p80 -> 10.180.0.2:80\" -m tcp -p tcp -j DNAT --to-destination 10.180.0.2:80\n");
-  for (const auto& [name, chains] : rules.service_chains) {
-    for (const Chain& c : chains) EXPECT_FALSE(c.name.starts_with("KUBE-SEP-")) << c.name;
+  for (const auto& [name, port] : rules.ports) {
+    for (const Chain& c : port->chains) EXPECT_FALSE(c.name.starts_with("KUBE-SEP-")) << c.name;
   }
   EXPECT_EQ(chain_text(rules, Table::kNat, kPostroutingChain),
             "-A KUBE-POSTROUTING -m comment --comment \"Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose\" -m conntrack --ctstate DNAT -m set --match-set KUBE-LOOP-BACK dst,dst,src -j MASQUERADE --random-fully\n"

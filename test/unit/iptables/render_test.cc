@@ -23,6 +23,13 @@ RenderOptions options() { return testing::render_options(); }
 std::string payload(const RenderedRules& rules) { return restore_payload(sync_blocks(rules, nullptr, {})); }
 
 // The rules of one chain, one per line, as "-A CHAIN spec".
+bool no_service_chains(const RenderedRules& rules) {
+  for (const auto& [name, port] : rules.ports) {
+    if (!port->chains.empty()) return false;
+  }
+  return true;
+}
+
 std::string chain_text(const RenderedRules& rules, Table table, const std::string& name) {
   const Chain* chain = rules.find(table, name);
   if (chain == nullptr) return "<no chain " + name + ">";
@@ -88,7 +95,7 @@ TEST(Render, NoEndpointsRejectsInFilterAndWritesNoNatChains) {
                  .external_ip("203.0.113.7")
                  .lb_ip("203.0.113.8");
   const auto rules = render(snapshot({svc}), options());
-  EXPECT_TRUE(rules.service_chains.empty());
+  EXPECT_TRUE(no_service_chains(rules));
   EXPECT_EQ(chain_text(rules, Table::kFilter, kServicesChain),
             "-A KUBE-SERVICES -m comment --comment \"ns/empty:p has no endpoints\" -m udp -p udp -d 10.96.0.30 --dport 53 -j REJECT\n");
   EXPECT_EQ(chain_text(rules, Table::kFilter, kExternalServicesChain),
@@ -140,7 +147,7 @@ TEST(Render, InternalTrafficPolicyLocalWithoutLocalEndpointsDropsTheClusterIp) {
   const auto rules = render(snapshot({svc}), options());
   EXPECT_EQ(chain_text(rules, Table::kFilter, kServicesChain),
             "-A KUBE-SERVICES -m comment --comment \"ns/itp:p has no local endpoints\" -m tcp -p tcp -d 10.96.0.50 --dport 80 -j DROP\n");
-  EXPECT_TRUE(rules.service_chains.empty());
+  EXPECT_TRUE(no_service_chains(rules));
   EXPECT_EQ(rules.stats.no_local_endpoints_internal, 1);
 }
 
@@ -260,7 +267,7 @@ TEST(Render, LargeClustersDropPerEndpointComments) {
                  .endpoint({"10.244.2.2", 80, "node2"});
   const auto rules = render(snapshot({svc}), o);
   EXPECT_TRUE(rules.stats.large_cluster_mode);
-  for (const Chain& c : rules.service_chains.begin()->second) {
+  for (const Chain& c : rules.ports.begin()->second->chains) {
     for (const Rule& r : c.rules) {
       const std::string spec = rule_spec(r);
       EXPECT_EQ(spec.find("->"), std::string::npos) << spec;
@@ -312,8 +319,8 @@ TEST(Render, EveryJumpTargetExistsAndPartialBlocksHoldOnlyChangedPorts) {
     std::vector<const Chain*> all;
     for (const Chain& c : table == Table::kFilter ? rules.filter : rules.nat) all.push_back(&c);
     if (table == Table::kNat) {
-      for (const auto& [n, chains] : rules.service_chains) {
-        for (const Chain& c : chains) all.push_back(&c);
+      for (const auto& [n, port] : rules.ports) {
+        for (const Chain& c : port->chains) all.push_back(&c);
       }
     }
     for (const Chain* c : all) {
@@ -329,7 +336,7 @@ TEST(Render, EveryJumpTargetExistsAndPartialBlocksHoldOnlyChangedPorts) {
   ASSERT_EQ(blocks.size(), 2u);
   std::size_t service_chains = 0;
   for (const Chain* c : blocks[1].chains) service_chains += is_service_chain(c->name) ? 1 : 0;
-  EXPECT_EQ(service_chains, rules.service_chains.at(services[1].info().name).size());
+  EXPECT_EQ(service_chains, rules.service_chains(services[1].info().name).size());
   EXPECT_EQ(blocks[1].deleted_chains, std::vector<std::string>{"KUBE-SEP-STALE"});
 }
 
