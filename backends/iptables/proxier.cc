@@ -161,6 +161,21 @@ Status IptablesProxier::sync(const proxier::SyncRequest& request) {
                                 }),
                  chains.end());
   }
+  // Top-level chains likewise: a partial sync skips those holding what was last written, and
+  // a table left with nothing to write is not written at all (kube-proxy rewrites them on
+  // every sync; a periodic full sync still does).
+  std::map<std::pair<Table, std::string>, Chain> top_now;
+  for (const Chain& c : rules.filter) top_now.emplace(std::pair{Table::kFilter, c.name}, c);
+  for (const Chain& c : rules.nat) top_now.emplace(std::pair{Table::kNat, c.name}, c);
+  if (!full) {
+    for (TableBlock& block : blocks) {
+      std::erase_if(block.chains, [&](const Chain* c) {
+        auto it = top_written_.find(std::pair{block.table, c->name});
+        return it != top_written_.end() && it->second == *c;
+      });
+    }
+    std::erase_if(blocks, [](const TableBlock& b) { return b.chains.empty() && b.deleted_chains.empty(); });
+  }
 
   figures_ = IptablesSyncFigures{};
   std::vector<const kernel::IpsetSpec*> trim;
@@ -168,12 +183,13 @@ Status IptablesProxier::sync(const proxier::SyncRequest& request) {
   figures_.kind = request.kind;
   figures_.deleted_chains = stale.size();
   figures_.stats = rules.stats;
-  for (const Chain* c : blocks[0].chains) figures_.filter_rules += c->rules.size();
-  for (const Chain* c : blocks[1].chains) figures_.nat_rules += c->rules.size();
-  figures_.nat_chains = blocks[1].chains.size();
+  for (const TableBlock& block : blocks) {
+    for (const Chain* c : block.chains) (block.table == Table::kFilter ? figures_.filter_rules : figures_.nat_rules) += c->rules.size();
+    if (block.table == Table::kNat) figures_.nat_chains = block.chains.size();
+  }
 
   if (log::v(5)) spdlog::info("iptables-restore payload:\n{}", restore_payload(blocks));
-  auto written = applier_.apply(blocks);
+  auto written = blocks.empty() ? Expected<std::size_t>(std::size_t{0}) : applier_.apply(blocks);
   if (!written.ok()) {
     // The sets are read again at the next sync (a restore fails when a set was destroyed).
     if (!rules.ipsets.empty()) ipsets_applied_.clear();
@@ -182,6 +198,7 @@ Status IptablesProxier::sync(const proxier::SyncRequest& request) {
   figures_.payload_bytes = *written;
   kernel_chains_ = std::move(active);
   dispatch_written_ = std::move(dispatch_now);
+  top_written_ = std::move(top_now);
   if (Status s = trim_ipsets(trim); !s.ok()) return s;
 
   if (full) {

@@ -91,6 +91,8 @@ class IptablesProxier final : public proxier::ProxierBackend {
   std::optional<std::set<std::string>> kernel_chains_;
   // Each dispatch chain as last written, to skip unchanged ones.
   std::map<std::string, std::shared_ptr<const Chain>> dispatch_written_;
+  // The top-level chains (filter and nat) as last written.
+  std::map<std::pair<Table, std::string>, Chain> top_written_;
   IptablesSyncFigures figures_;
   Renderer renderer_;
   std::optional<RenderedRules> rendered_;

@@ -75,8 +75,10 @@ TEST_F(IptablesProxierTest, PartialSyncWritesOnlyChangedPortsAndDeletesStaleChai
   ASSERT_TRUE(sync(snapshot({smaller, other}), SyncKind::kPartial, {smaller.info().name}).ok());
   const auto& f = proxier_.last_figures();
   EXPECT_EQ(f.deleted_chains, 1u) << "the removed endpoint's KUBE-SEP chain";
-  // Top-level nat chains (4) plus web's SVC and 2 SEP chains; none of other's.
-  EXPECT_EQ(f.nat_chains, 4u + 3u);
+  // Web's SVC and 2 SEP chains; none of other's, and no top-level chain (their rules did not
+  // change), so no filter table either.
+  EXPECT_EQ(f.nat_chains, 3u);
+  EXPECT_EQ(f.filter_rules, 0u);
   const std::string removed = endpoint_chain_name(smaller.info().name, web(3).info().endpoints[2]);
   EXPECT_EQ(fake_.chain(Table::kNat, removed), nullptr);
   EXPECT_NE(fake_.chain(Table::kNat, service_chain_name(other.info().name)), nullptr);
@@ -87,6 +89,22 @@ TEST_F(IptablesProxierTest, PartialSyncWritesOnlyChangedPortsAndDeletesStaleChai
   ASSERT_TRUE(full.sync(proxier::SyncRequest{snapshot({smaller, other}), {}, SyncKind::kFull, node_}).ok());
   EXPECT_EQ(nat_view(), kernel::kube_chains_view(*fresh.save(Table::kNat)));
   EXPECT_NE(nat_view(), before);
+}
+
+TEST_F(IptablesProxierTest, PartialSyncRewritesTheTopLevelChainsThatChanged) {
+  auto other = ServiceBuilder("ns", "other", "", kTcp, "10.96.0.11", 53).endpoint({"10.180.1.10", 53, "node2"});
+  ASSERT_TRUE(sync(snapshot({web(2), other}), SyncKind::kFull).ok());
+  // Web loses its endpoints: its cluster IP rule leaves nat KUBE-SERVICES and a REJECT
+  // appears in filter KUBE-SERVICES; both are written, the other top-level chains are not.
+  auto empty = web(0);
+  ASSERT_TRUE(sync(snapshot({empty, other}), SyncKind::kPartial, {empty.info().name}).ok());
+  EXPECT_EQ(proxier_.last_figures().filter_rules, 1u);
+  EXPECT_EQ(proxier_.last_figures().nat_chains, 1u) << "nat KUBE-SERVICES only";
+  kernel::FakeIptables fresh;
+  IptablesProxier full(fresh, options());
+  ASSERT_TRUE(full.sync(proxier::SyncRequest{snapshot({empty, other}), {}, SyncKind::kFull, node_}).ok());
+  EXPECT_EQ(nat_view(), kernel::kube_chains_view(*fresh.save(Table::kNat)));
+  EXPECT_EQ(kernel::kube_chains_view(*fake_.save(Table::kFilter)), kernel::kube_chains_view(*fresh.save(Table::kFilter)));
 }
 
 TEST_F(IptablesProxierTest, DeletedServiceChainsGoAwayInAPartialSync) {
