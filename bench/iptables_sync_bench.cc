@@ -14,7 +14,11 @@
 // kproxy runs as the daemon does (dispatch tree + lean endpoint rules, with the KUBE-LOOP-BACK
 // ipset), through each applier: iptables-restore, and on legacy also libiptc.
 // Usage: kproxy_bench_iptables_sync [--services N]... [--flavour nft|legacy]... [--endpoints E]
-//                                   [--applier restore|libiptc]...
+//                                   [--applier restore|libiptc]... [--syncs-only 1]
+//                                   [--profile-partial ROUNDS]
+// --profile-partial R: kproxy's own CPU per partial sync, no kernel (runners that accept all).
+// --syncs-only 1 leaves out kube-proxy's floor and the connection latency (each restores a
+// whole table again: minutes at 10k on nft), for re-measuring kproxy's own syncs.
 // Never saves a large table: the kernel's state is compared by restore exit status only.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -168,7 +172,7 @@ Counts count(const std::string& payload) {
 // iptables-restore of `payload` into a fresh namespace, after creating the ipsets its rules
 // match (part of the floor: the kernel state kproxy's layout needs is rules + sets).
 double restore_floor(kernel::IptablesFlavour flavour, const std::string& payload,
-                     const std::vector<kernel::IpsetSpec>& ipsets) {
+                     const std::vector<std::shared_ptr<const kernel::IpsetSpec>>& ipsets) {
   Namespace ns;
   if (!ns.ok()) return -1;
   kernel::ExecIpsetRunner sets(kernel::ExecIpsetOptions{ns.prefix()});
@@ -178,7 +182,7 @@ double restore_floor(kernel::IptablesFlavour flavour, const std::string& payload
   kernel::ExecIptablesRunner runner(o);
   const auto start = Clock::now();
   for (const auto& spec : ipsets) {
-    if (Status s = sets.apply(spec); !s.ok()) std::fprintf(stderr, "ipset failed: %.300s\n", s.message().c_str());
+    if (Status s = sets.apply(*spec); !s.ok()) std::fprintf(stderr, "ipset failed: %.300s\n", s.message().c_str());
   }
   const Status s = runner.restore(payload, kernel::RestoreFlags{});
   const double t = seconds(Clock::now() - start);
@@ -233,7 +237,7 @@ sockaddr_in socket_address(const IpAddress& ip, std::uint16_t port) {
 // target's endpoints as loopback addresses and one listener on its target port. The median
 // of 7 batches of 300 connections, after 200 to warm up.
 double connect_latency_us(kernel::IptablesFlavour flavour, const std::string& payload,
-                          const std::vector<kernel::IpsetSpec>& ipsets, const RenderOptions& o,
+                          const std::vector<std::shared_ptr<const kernel::IpsetSpec>>& ipsets, const RenderOptions& o,
                           const proxier::ServicePortInfo& target) {
   Namespace ns;
   if (!ns.ok()) return -1;
@@ -242,7 +246,7 @@ double connect_latency_us(kernel::IptablesFlavour flavour, const std::string& pa
   ro.flavour = flavour;
   ro.command_prefix = ns.prefix();
   kernel::ExecIptablesRunner runner(ro);
-  for (const auto& spec : ipsets) (void)sets.apply(spec);
+  for (const auto& spec : ipsets) (void)sets.apply(*spec);
   if (Status s = runner.restore(payload, kernel::RestoreFlags{}); !s.ok()) {
     std::fprintf(stderr, "latency: restore failed: %.300s\n", s.message().c_str());
     return -1;
@@ -313,7 +317,58 @@ double connect_latency_us(kernel::IptablesFlavour flavour, const std::string& pa
   return batches[batches.size() / 2];
 }
 
-void run(int n, int endpoints, kernel::IptablesFlavour flavour, const std::vector<std::string>& appliers_wanted) {
+// kproxy's own CPU per partial sync, without the kernel: the proxier over runners that accept
+// everything, alternating between two snapshots that differ in one endpoint. What it prints
+// is the part of a partial sync that is not iptables-restore (for profiling: perf record).
+struct NullIptables final : kernel::IptablesRunner {
+  Status restore(std::string_view, kernel::RestoreFlags) override { return {}; }
+  Expected<std::string> save(Table) override { return std::string("*nat\nCOMMIT\n"); }
+  Expected<bool> chain_exists(Table, std::string_view) override { return true; }
+  Expected<bool> ensure_rule(Table, std::string_view, const std::vector<std::string>&) override { return true; }
+  Expected<bool> delete_rule(Table, std::string_view, const std::vector<std::string>&) override { return false; }
+  Expected<std::optional<std::string>> rule_at(Table, std::string_view, int) override { return std::optional<std::string>{}; }
+  kernel::IptablesFlavour flavour() const override { return kernel::IptablesFlavour::kNft; }
+  kernel::IpFamily family() const override { return kernel::IpFamily::kIPv4; }
+};
+struct NullIpsets final : kernel::IpsetRunner {
+  Status apply(const kernel::IpsetSpec&) override { return {}; }
+  Status change(std::string_view, const std::vector<std::string>&, const std::vector<std::string>&) override { return {}; }
+  Expected<std::optional<std::vector<std::string>>> list(std::string_view) override {
+    return std::optional<std::vector<std::string>>{};
+  }
+  Expected<bool> destroy(std::string_view) override { return true; }
+};
+
+void profile_partial(int n, int endpoints, int rounds) {
+  const auto snapshot = cluster(n, endpoints, 42);
+  auto changed_snapshot = snapshot;
+  std::set<proxier::ServicePortName> changed;
+  for (const auto& [name, port] : cluster(n, endpoints, 42, n / 2).service_ports) {
+    if (name.name != "svc" + std::to_string(n / 2)) continue;
+    changed.insert(name);
+    changed_snapshot.service_ports[name] = port;
+  }
+  NullIptables runner;
+  NullIpsets ipsets;
+  IptablesProxierOptions po;
+  po.render = options(RenderOptions::Layout::kKproxy);
+  IptablesProxier proxier(runner, po, &ipsets);
+  const proxier::NodeFacts facts{"node-0", ""};
+  auto t0 = Clock::now();
+  if (!proxier.sync(proxier::SyncRequest{snapshot, {}, proxier::SyncKind::kFull, facts}).ok()) return;
+  const double full_s = seconds(Clock::now() - t0);
+  t0 = Clock::now();
+  for (int i = 0; i < rounds; ++i) {
+    const auto& s = i % 2 == 0 ? changed_snapshot : snapshot;
+    if (!proxier.sync(proxier::SyncRequest{s, changed, proxier::SyncKind::kPartial, facts}).ok()) return;
+  }
+  const double partial_s = seconds(Clock::now() - t0) / rounds;
+  std::printf("%d Services: kproxy's own CPU, no kernel: full sync %.3f s, partial sync %.4f s (mean of %d)\n", n,
+              full_s, partial_s, rounds);
+}
+
+void run(int n, int endpoints, kernel::IptablesFlavour flavour, const std::vector<std::string>& appliers_wanted,
+         bool syncs_only) {
   const char* fl = kernel::flavour_name(flavour).data();
   std::printf("\n== %d Services x 1-3 ports x %d endpoints, iptables-%s ==\n", n, endpoints, fl);
   const auto snapshot = cluster(n, endpoints, 42);
@@ -333,9 +388,9 @@ void run(int n, int endpoints, kernel::IptablesFlavour flavour, const std::vecto
   const auto kube_counts = count(kube_payload);
 
   const double kp_floor = restore_floor(flavour, kp_payload, kp.ipsets);
-  const double kube_floor = restore_floor(flavour, kube_payload, {});
+  const double kube_floor = syncs_only ? -1 : restore_floor(flavour, kube_payload, {});
   std::size_t ipset_entries = 0;
-  for (const auto& set : kp.ipsets) ipset_entries += set.entries.size();
+  for (const auto& set : kp.ipsets) ipset_entries += set->entries.size();
 
   std::printf("%-34s %12s %12s\n", "", "kproxy", "kube-proxy");
   std::printf("%-34s %12zu %12zu\n", "payload bytes", kp_counts.bytes, kube_counts.bytes);
@@ -344,7 +399,9 @@ void run(int n, int endpoints, kernel::IptablesFlavour flavour, const std::vecto
   std::printf("%-34s %12zu %12d\n", "ipset entries", ipset_entries, 0);
   std::printf("%-34s %12.3f %12.3f\n", "floor: ipset + restore of payload, s", kp_floor, kube_floor);
   std::printf("render + serialize, s               %12.3f\n", render_s);
-  std::printf("ratio own floor / kube-proxy floor  %12.2f   (target <= 0.5 at 10k)\n", kp_floor / kube_floor);
+  if (!syncs_only) {
+    std::printf("ratio own floor / kube-proxy floor  %12.2f   (target <= 0.5 at 10k)\n", kp_floor / kube_floor);
+  }
 
   // As the change tracker builds it: the unchanged ports are the same objects.
   auto changed_snapshot = snapshot;
@@ -426,6 +483,10 @@ void run(int n, int endpoints, kernel::IptablesFlavour flavour, const std::vecto
               kp_big / kp_small);
   std::printf("  kube-proxy's layout               %6.1f / %6.1f  ratio %.2f\n", kube_small, kube_big, kube_big / kube_small);
 
+  if (syncs_only) {
+    std::printf("peak RSS                            %9ld MiB\n", peak_rss_mib());
+    return;
+  }
   // First packet: latency of a new TCP connection to a ClusterIP at 10 and at N Services. The
   // target is a TCP port in the middle of the Service list (kube-proxy's layout matches
   // Services one rule each, in the order it writes them).
@@ -461,12 +522,16 @@ int main(int argc, char** argv) {
   std::vector<kernel::IptablesFlavour> flavours;
   int endpoints = 10;
   std::vector<std::string> appliers;
+  bool syncs_only = false;
+  int profile_rounds = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string f = argv[i];
     const std::string v = argv[i + 1];
     if (f == "--services") sizes.push_back(std::stoi(v));
     if (f == "--endpoints") endpoints = std::stoi(v);
     if (f == "--applier") appliers.push_back(v);
+    if (f == "--syncs-only") syncs_only = v == "1";
+    if (f == "--profile-partial") profile_rounds = std::stoi(v);
     if (f == "--flavour") flavours.push_back(v == "legacy" ? kernel::IptablesFlavour::kLegacy : kernel::IptablesFlavour::kNft);
   }
   if (geteuid() != 0) {
@@ -476,8 +541,12 @@ int main(int argc, char** argv) {
   if (sizes.empty()) sizes = {1000, 10000};
   if (appliers.empty()) appliers = {"restore", "libiptc"};
   if (flavours.empty()) flavours = {kernel::IptablesFlavour::kNft, kernel::IptablesFlavour::kLegacy};
+  if (profile_rounds > 0) {
+    for (int n : sizes) profile_partial(n, endpoints, profile_rounds);
+    return 0;
+  }
   for (int n : sizes) {
-    for (auto flavour : flavours) run(n, endpoints, flavour, appliers);
+    for (auto flavour : flavours) run(n, endpoints, flavour, appliers, syncs_only);
   }
   return 0;
 }

@@ -16,56 +16,48 @@ IptablesProxier::IptablesProxier(kernel::IptablesRunner& runner, IptablesProxier
       options_(std::move(options)),
       ipsets_(ipsets) {}
 
-Status IptablesProxier::apply_ipsets_before(const RenderedRules& rules,
-                                            std::vector<const kernel::IpsetSpec*>& after) {
-  for (const kernel::IpsetSpec& spec : rules.ipsets) {
+Status IptablesProxier::apply_ipsets_before(const RenderedRules& rules, std::vector<IpsetRemoval>& after) {
+  for (std::size_t i = 0; i < rules.ipsets.size(); ++i) {
+    const kernel::IpsetSpec& spec = *rules.ipsets[i];
+    const RenderedRules::IpsetChange& change = rules.ipset_changes.at(i);
     figures_.ipset_entries += spec.entries.size();
     if (ipsets_ == nullptr) return Error("the rules reference the ipset " + spec.name + " but no ipset runner is set");
-    auto it = ipsets_applied_.find(spec.name);
-    if (it == ipsets_applied_.end()) {
+    std::vector<std::string> add, remove;
+    if (ipsets_generation_ != 0 && change.since == ipsets_generation_) {
+      // The kernel holds the renderer's previous result: its difference is what to write.
+      add = change.added;
+      remove = change.removed;
+    } else {
       auto current = ipsets_->list(spec.name);
       if (!current.ok()) return Error("reading the ipset " + spec.name + ": " + current.error());
       if (!current->has_value()) {
         // A new set: created whole, before the rules that match it.
         if (Status s = ipsets_->apply(spec); !s.ok()) return Error("ipset " + spec.name + ": " + s.message());
         ++figures_.ipset_applies;
-        ipsets_applied_.emplace(spec.name, spec.entries);
         continue;
       }
-      it = ipsets_applied_.emplace(spec.name, std::move(**current)).first;
+      std::vector<std::string>& in_kernel = **current;
+      std::sort(in_kernel.begin(), in_kernel.end());
+      std::set_difference(spec.entries.begin(), spec.entries.end(), in_kernel.begin(), in_kernel.end(),
+                          std::back_inserter(add));
+      std::set_difference(in_kernel.begin(), in_kernel.end(), spec.entries.begin(), spec.entries.end(),
+                          std::back_inserter(remove));
     }
     // Entries are added before the restore and removed after it, so rules still in the kernel
     // keep theirs until the restore replaces them. Only the difference is written.
-    std::vector<std::string> add;
-    std::set_difference(spec.entries.begin(), spec.entries.end(), it->second.begin(), it->second.end(),
-                        std::back_inserter(add));
     if (!add.empty()) {
       ++figures_.ipset_applies;
-      if (Status s = ipsets_->change(spec.name, add, {}); !s.ok()) {
-        ipsets_applied_.erase(it);
-        return Error("ipset " + spec.name + ": " + s.message());
-      }
-      std::vector<std::string> both;
-      std::set_union(it->second.begin(), it->second.end(), add.begin(), add.end(), std::back_inserter(both));
-      it->second = std::move(both);
+      if (Status s = ipsets_->change(spec.name, add, {}); !s.ok()) return Error("ipset " + spec.name + ": " + s.message());
     }
-    if (it->second.size() != spec.entries.size()) after.push_back(&spec);
+    if (!remove.empty()) after.push_back(IpsetRemoval{spec.name, std::move(remove)});
   }
   return {};
 }
 
-Status IptablesProxier::trim_ipsets(const std::vector<const kernel::IpsetSpec*>& after) {
-  for (const kernel::IpsetSpec* spec : after) {
-    auto it = ipsets_applied_.find(spec->name);
-    std::vector<std::string> remove;
-    std::set_difference(it->second.begin(), it->second.end(), spec->entries.begin(), spec->entries.end(),
-                        std::back_inserter(remove));
+Status IptablesProxier::trim_ipsets(const std::vector<IpsetRemoval>& after) {
+  for (const IpsetRemoval& r : after) {
     ++figures_.ipset_applies;
-    if (Status s = ipsets_->change(spec->name, {}, remove); !s.ok()) {
-      ipsets_applied_.erase(it);
-      return Error("ipset " + spec->name + ": " + s.message());
-    }
-    it->second = spec->entries;
+    if (Status s = ipsets_->change(r.name, {}, r.entries); !s.ok()) return Error("ipset " + r.name + ": " + s.message());
   }
   return {};
 }
@@ -133,53 +125,99 @@ Status IptablesProxier::sync(const proxier::SyncRequest& request) {
     if (Status s = load_kernel_chains(); !s.ok()) return s;
   }
 
+  // The previous result, when the kernel holds it, tells what changed. Its ipsets are dropped
+  // first so that the renderer can update its set in place.
+  std::optional<RenderedRules> previous = std::move(rendered_);
+  rendered_.reset();
+  if (previous) previous->ipsets.clear();
+  if (!last_sync_ok_) previous.reset();
+  last_sync_ok_ = false;
+  ipsets_generation_ = last_ipsets_ok_ ? ipsets_generation_ : 0;
   rendered_ = renderer_.render(request.snapshot, render_options);
   const RenderedRules& rules = *rendered_;
-  std::set<std::string> active;
-  for (const auto& [name, port] : rules.ports) {
-    for (const Chain& c : port->chains) active.insert(active.end(), c.name);
-  }
-  for (const auto& c : rules.nat_dispatch) active.insert(c->name);
-  std::vector<std::string> stale;
-  std::set_difference(kernel_chains_->begin(), kernel_chains_->end(), active.begin(), active.end(),
-                      std::back_inserter(stale));
-
   const bool full = request.kind == proxier::SyncKind::kFull;
-  auto blocks = sync_blocks(rules, full ? nullptr : &request.changed, stale);
-  // Dispatch chains: a partial sync writes only those whose rules changed (or are new), so
-  // that the bytes written follow the change, not the cluster. The renderer keeps a chain's
-  // object while its rules stay the same, so comparing pointers finds them.
-  std::map<std::string, std::shared_ptr<const Chain>> dispatch_now;
-  for (const auto& c : rules.nat_dispatch) dispatch_now.emplace_hint(dispatch_now.end(), c->name, c);
-  if (!full) {
-    auto& chains = blocks[1].chains;
-    chains.erase(std::remove_if(chains.begin(), chains.end(),
-                                [&](const Chain* c) {
-                                  if (!c->name.starts_with(kDispatchChainPrefix)) return false;
-                                  auto it = dispatch_written_.find(c->name);
-                                  return it != dispatch_written_.end() && (it->second.get() == c || *it->second == *c);
-                                }),
-                 chains.end());
+
+  // Which service chains to write and delete. A full sync, or one without a previous result in
+  // the kernel, compares every chain with the kernel's. Otherwise one walk over the previous
+  // and the new ports compares pointers: ports whose rules changed are written (the changed
+  // ones the tracker named and any other, though there should be none), and their chains that
+  // are gone are deleted.
+  std::set<proxier::ServicePortName> write = request.changed;
+  std::vector<std::string> stale, created;
+  const bool incremental = !full && previous.has_value();
+  if (!incremental) {
+    std::set<std::string> active;
+    for (const auto& [name, port] : rules.ports) {
+      for (const Chain& c : port->chains) active.insert(c.name);
+    }
+    for (const auto& c : rules.nat_dispatch) active.insert(c->name);
+    std::set_difference(kernel_chains_->begin(), kernel_chains_->end(), active.begin(), active.end(),
+                        std::back_inserter(stale));
+    created.assign(active.begin(), active.end());
+  } else {
+    auto names = [](const std::vector<Chain>& chains) {
+      std::set<std::string> out;
+      for (const Chain& c : chains) out.insert(c.name);
+      return out;
+    };
+    static const std::vector<Chain> kNone;
+    auto compare = [&](const std::vector<Chain>& before, const std::vector<Chain>& after) {
+      const auto b = names(before), a = names(after);
+      std::set_difference(b.begin(), b.end(), a.begin(), a.end(), std::back_inserter(stale));
+      std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(created));
+    };
+    auto old_it = previous->ports.begin();
+    for (const auto& [name, port] : rules.ports) {
+      for (; old_it != previous->ports.end() && old_it->first < name; ++old_it) compare(old_it->second->chains, kNone);
+      if (old_it != previous->ports.end() && old_it->first == name) {
+        if (old_it->second != port) {
+          compare(old_it->second->chains, port->chains);
+          write.insert(name);
+        }
+        ++old_it;
+      } else {
+        compare(kNone, port->chains);
+        write.insert(name);
+      }
+    }
+    for (; old_it != previous->ports.end(); ++old_it) compare(old_it->second->chains, kNone);
+    std::set<std::string> b, a;
+    for (const auto& c : previous->nat_dispatch) b.insert(b.end(), c->name);
+    for (const auto& c : rules.nat_dispatch) a.insert(a.end(), c->name);
+    std::set_difference(b.begin(), b.end(), a.begin(), a.end(), std::back_inserter(stale));
+    std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(created));
+    std::erase_if(stale, [&](const std::string& chain) { return !kernel_chains_->contains(chain); });
   }
-  // Top-level chains likewise: a partial sync skips those holding what was last written, and
-  // a table left with nothing to write is not written at all (kube-proxy rewrites them on
-  // every sync; a periodic full sync still does).
-  std::map<std::pair<Table, std::string>, Chain> top_now;
-  for (const Chain& c : rules.filter) top_now.emplace(std::pair{Table::kFilter, c.name}, c);
-  for (const Chain& c : rules.nat) top_now.emplace(std::pair{Table::kNat, c.name}, c);
-  if (!full) {
+
+  auto blocks = sync_blocks(rules, full ? nullptr : &write, stale);
+  if (incremental) {
+    // Dispatch and top-level chains: only those whose rules changed (or are new), so that the
+    // bytes written follow the change, not the cluster; a table left with nothing to write is
+    // not written at all (kube-proxy rewrites its top-level chains every time; a periodic full
+    // sync still does). The renderer keeps a dispatch chain's object while its rules stay
+    // the same, so comparing pointers finds them.
+    std::map<std::string, const Chain*> before;
+    for (const auto& c : previous->nat_dispatch) before.emplace_hint(before.end(), c->name, c.get());
+    for (const Chain& c : previous->filter) before.emplace("filter " + c.name, &c);
+    for (const Chain& c : previous->nat) before.emplace("nat " + c.name, &c);
     for (TableBlock& block : blocks) {
       std::erase_if(block.chains, [&](const Chain* c) {
-        auto it = top_written_.find(std::pair{block.table, c->name});
-        return it != top_written_.end() && it->second == *c;
+        const bool dispatch = c->name.starts_with(kDispatchChainPrefix);
+        const bool top = !dispatch && !is_service_chain(c->name);
+        if (!dispatch && !top) return false;
+        auto it = before.find(dispatch ? c->name : std::string(block.table == Table::kFilter ? "filter " : "nat ") + c->name);
+        return it != before.end() && (it->second == c || *it->second == *c);
       });
     }
     std::erase_if(blocks, [](const TableBlock& b) { return b.chains.empty() && b.deleted_chains.empty(); });
   }
 
   figures_ = IptablesSyncFigures{};
-  std::vector<const kernel::IpsetSpec*> trim;
-  if (Status s = apply_ipsets_before(rules, trim); !s.ok()) return s;
+  std::vector<IpsetRemoval> trim;
+  if (Status s = apply_ipsets_before(rules, trim); !s.ok()) {
+    last_ipsets_ok_ = false;
+    return s;
+  }
   figures_.kind = request.kind;
   figures_.deleted_chains = stale.size();
   figures_.stats = rules.stats;
@@ -191,19 +229,28 @@ Status IptablesProxier::sync(const proxier::SyncRequest& request) {
   if (log::v(5)) spdlog::info("iptables-restore payload:\n{}", restore_payload(blocks));
   auto written = blocks.empty() ? Expected<std::size_t>(std::size_t{0}) : applier_.apply(blocks);
   if (!written.ok()) {
-    // The sets are read again at the next sync (a restore fails when a set was destroyed).
-    if (!rules.ipsets.empty()) ipsets_applied_.clear();
+    // The sets are read again at the next sync (entries were added for rules that never came).
+    last_ipsets_ok_ = false;
     return Error(written.error());
   }
   figures_.payload_bytes = *written;
-  kernel_chains_ = std::move(active);
-  dispatch_written_ = std::move(dispatch_now);
-  top_written_ = std::move(top_now);
-  if (Status s = trim_ipsets(trim); !s.ok()) return s;
+  if (incremental) {
+    for (const std::string& chain : stale) kernel_chains_->erase(chain);
+    kernel_chains_->insert(created.begin(), created.end());
+  } else {
+    kernel_chains_ = std::set<std::string>(created.begin(), created.end());
+  }
+  if (Status s = trim_ipsets(trim); !s.ok()) {
+    last_ipsets_ok_ = false;
+    return s;
+  }
+  last_ipsets_ok_ = true;
+  ipsets_generation_ = rules.generation;
 
   if (full) {
     if (Status s = ensure_jumps(); !s.ok()) return s;
   }
+  last_sync_ok_ = true;
   if (log::v(2)) {
     spdlog::info("iptables {} sync ({}): {} bytes, {} filter rules, {} nat rules in {} nat chains, {} chains deleted",
                  full ? "full" : "partial", applier_.name(), figures_.payload_bytes, figures_.filter_rules, figures_.nat_rules,

@@ -436,6 +436,7 @@ void Renderer::reset(const RenderOptions& options, bool large_cluster) {
   leaf_tail_.clear();
   dispatch_.clear();
   loop_back_.clear();
+  loop_back_spec_.reset();
 }
 
 void Renderer::rebuild_dispatch(const std::set<std::uint32_t>& dirty_leaves) {
@@ -572,9 +573,12 @@ RenderedRules Renderer::render(const proxier::Snapshot& snapshot, const RenderOp
       }
     }
   }
+  // KUBE-LOOP-BACK entries whose count went through 0, with whether they were in the set.
+  std::map<std::string, bool> loop_back_touched;
   auto link = [&](const ServicePortName& name, const PortRules& rules, bool leaves, int delta) {
     for (const std::string& entry : rules.loop_back) {
       auto [it, added] = loop_back_.try_emplace(entry, 0);
+      if (added || it->second + delta == 0) loop_back_touched.try_emplace(entry, !added);
       if ((it->second += delta) == 0) loop_back_.erase(it);
     }
     if (!tree || !leaves) return;
@@ -591,35 +595,38 @@ RenderedRules Renderer::render(const proxier::Snapshot& snapshot, const RenderOp
       }
     }
   };
-  for (auto it = ports_.begin(); it != ports_.end();) {
-    if (snapshot.service_ports.contains(it->first)) {
-      ++it;
-      continue;
-    }
-    link(it->first, *it->second.rules, true, -1);
-    it = ports_.erase(it);
-  }
   ServiceRenderer service_renderer(options, out.stats.large_cluster_mode);
   last_rendered_ports_ = 0;
+  // One walk over the cache and the snapshot together (both ordered by name).
+  auto cached = ports_.begin();
+  auto drop_cached = [&] {
+    link(cached->first, *cached->second.rules, true, -1);
+    cached = ports_.erase(cached);
+  };
   for (const auto& [name, info] : snapshot.service_ports) {
-    auto [it, added] = ports_.try_emplace(name);
-    CachedPort& cached = it->second;
-    if (added || (cached.info != info && !(*cached.info == *info))) {
+    while (cached != ports_.end() && cached->first < name) drop_cached();
+    if (cached == ports_.end() || name < cached->first) {
       auto rules = std::make_shared<const PortRules>(service_renderer.render(*info));
       ++last_rendered_ports_;
-      if (added) {
-        link(name, *rules, true, +1);
-        cached.rules = std::move(rules);
-      } else if (!(*cached.rules == *rules)) {
-        const bool leaves = cached.rules->nat_services != rules->nat_services;
-        link(name, *cached.rules, leaves, -1);
-        link(name, *rules, leaves, +1);
-        cached.rules = std::move(rules);
+      link(name, *rules, true, +1);
+      cached = ports_.emplace_hint(cached, name, CachedPort{info, std::move(rules)});
+    } else if (CachedPort& port = cached->second; port.info != info) {
+      if (!(*port.info == *info)) {
+        auto rules = std::make_shared<const PortRules>(service_renderer.render(*info));
+        ++last_rendered_ports_;
+        if (!(*port.rules == *rules)) {
+          const bool leaves = port.rules->nat_services != rules->nat_services;
+          link(name, *port.rules, leaves, -1);
+          link(name, *rules, leaves, +1);
+          port.rules = std::move(rules);
+        }
       }
+      port.info = info;
     }
-    cached.info = info;
-    out.ports.emplace_hint(out.ports.end(), name, cached.rules);
+    out.ports.emplace_hint(out.ports.end(), name, cached->second.rules);
+    ++cached;
   }
+  while (cached != ports_.end()) drop_cached();
 
   // The shared chains, port by port in name order (kube-proxy's order for its rules).
   for (const auto& [name, rules] : out.ports) {
@@ -668,16 +675,46 @@ RenderedRules Renderer::render(const proxier::Snapshot& snapshot, const RenderOp
     std::vector<Term> terms{Comment{"kubernetes forwarding rules for hairpin traffic"}};
     terms.insert(terms.end(), hairpin_match.begin(), hairpin_match.end());
     fwd.add(std::move(terms), Verdict{Verdict::Kind::kAccept});
-    std::vector<std::string> entries;
-    entries.reserve(loop_back_.size());
-    for (const auto& [entry, count] : loop_back_) entries.push_back(entry);
-    out.ipsets.push_back(kernel::IpsetSpec{kLoopBackSet, kLoopBackSetType,
-                                           ipv6 ? kernel::IpFamily::kIPv6 : kernel::IpFamily::kIPv4, std::move(entries)});
+    out.ipsets.push_back(loop_back_set(loop_back_touched, ipv6, out.ipset_changes.emplace_back()));
   }
   fwd.add({Comment{"kubernetes forwarding conntrack rule"},
            ConntrackState{ConntrackState::kRelated | ConntrackState::kEstablished, false}},
           Verdict{Verdict::Kind::kAccept});
+  out.generation = ++generation_;
   return out;
+}
+
+std::shared_ptr<const kernel::IpsetSpec> Renderer::loop_back_set(const std::map<std::string, bool>& touched, bool ipv6,
+                                                                 RenderedRules::IpsetChange& change) {
+  for (const auto& [entry, was_present] : touched) {
+    const bool present = loop_back_.contains(entry);
+    if (present && !was_present) change.added.push_back(entry);
+    if (!present && was_present) change.removed.push_back(entry);
+  }
+  // A set nobody else holds is changed in place (each change moves the entries after it);
+  // a first one, a shared one or a large change is built again from the counts.
+  const std::size_t changes = change.added.size() + change.removed.size();
+  if (loop_back_spec_ && loop_back_spec_.use_count() == 1 && changes <= 64 + loop_back_.size() / 64) {
+    std::vector<std::string>& entries = loop_back_spec_->entries;
+    for (const std::string& entry : change.removed) {
+      auto it = std::lower_bound(entries.begin(), entries.end(), entry);
+      if (it != entries.end() && *it == entry) entries.erase(it);
+    }
+    for (const std::string& entry : change.added) entries.insert(std::lower_bound(entries.begin(), entries.end(), entry), entry);
+  } else {
+    const bool had_one = loop_back_spec_ != nullptr;
+    auto spec = std::make_shared<kernel::IpsetSpec>(kernel::IpsetSpec{
+        kLoopBackSet, kLoopBackSetType, ipv6 ? kernel::IpFamily::kIPv6 : kernel::IpFamily::kIPv4, {}});
+    spec->entries.reserve(loop_back_.size());
+    for (const auto& [entry, count] : loop_back_) spec->entries.push_back(entry);
+    loop_back_spec_ = std::move(spec);
+    if (!had_one) {
+      change = {};  // a first set: nothing to compare with
+      return loop_back_spec_;
+    }
+  }
+  change.since = generation_;  // the previous result's number
+  return loop_back_spec_;
 }
 
 RenderedRules render(const proxier::Snapshot& snapshot, const RenderOptions& options) {

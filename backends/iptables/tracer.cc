@@ -117,7 +117,7 @@ class Walk {
   bool matches(const SetMatch& m) {
     const kernel::IpsetSpec* set = nullptr;
     for (const auto& s : rules_.ipsets) {
-      if (s.name == m.name) set = &s;
+      if (s->name == m.name) set = s.get();
     }
     if (set == nullptr) return false;
     // The entry the packet's fields form, for the set types kproxy writes.

@@ -186,7 +186,7 @@ TEST_P(IptablesProxierKernel, LeanLayoutWithItsIpset) {
   Status s = a.sync(snapshot(cluster(3, true)), SyncKind::kFull);
   ASSERT_TRUE(s.ok()) << s.message();
   ASSERT_TRUE(a.proxier.last_rendered().has_value());
-  EXPECT_EQ(a.loop_back(), a.proxier.last_rendered()->ipsets.at(0).entries);
+  EXPECT_EQ(a.loop_back(), a.proxier.last_rendered()->ipsets.at(0)->entries);
   EXPECT_EQ(a.loop_back().size(), 6u);  // web's 3, mme's 2 (SCTP), lb's 1
   const std::string nat = a.view(Table::kNat);
   EXPECT_EQ(nat.find(":KUBE-SEP-"), std::string::npos) << nat;

@@ -74,25 +74,29 @@ class IptablesProxier final : public proxier::ProxierBackend {
   Status ensure_jumps();
   // Before the restore: each set the rules reference holds what it held and what it must
   // hold (so rules still in the kernel keep their entries until the restore replaces them).
-  // `after` gets the sets to trim to their exact content once the restore succeeded, which
-  // trim_ipsets does. Both write only the entries that change.
-  Status apply_ipsets_before(const RenderedRules& rules, std::vector<const kernel::IpsetSpec*>& after);
-  Status trim_ipsets(const std::vector<const kernel::IpsetSpec*>& after);
+  // `after` gets the entries to remove once the restore succeeded, which trim_ipsets does.
+  // Only the difference is written: the renderer's, when the kernel holds its previous
+  // result, else the difference with the set read from the kernel.
+  struct IpsetRemoval {
+    std::string name;
+    std::vector<std::string> entries;
+  };
+  Status apply_ipsets_before(const RenderedRules& rules, std::vector<IpsetRemoval>& after);
+  Status trim_ipsets(const std::vector<IpsetRemoval>& after);
 
   kernel::IptablesRunner& runner_;
   RestoreApplier restore_applier_;
   RuleApplier& applier_;
   IptablesProxierOptions options_;
   kernel::IpsetRunner* ipsets_;
-  // The entries of each set as last applied (read from the kernel at the first sync).
-  std::map<std::string, std::vector<std::string>> ipsets_applied_;
-  // The service chains (KUBE-SVC-/SVL-/EXT-/FW-/SEP-) in the kernel's nat table after the
-  // last successful restore; unknown until the first sync reads them.
+  // The service chains (KUBE-SVC-/SVL-/EXT-/FW-/SEP-/SVCS-) in the kernel's nat table after
+  // the last successful restore; unknown until the first sync reads them.
   std::optional<std::set<std::string>> kernel_chains_;
-  // Each dispatch chain as last written, to skip unchanged ones.
-  std::map<std::string, std::shared_ptr<const Chain>> dispatch_written_;
-  // The top-level chains (filter and nat) as last written.
-  std::map<std::pair<Table, std::string>, Chain> top_written_;
+  // Whether the kernel holds rendered_ (the last sync succeeded), and the renderer's result
+  // whose ipset contents the kernel holds (valid while last_ipsets_ok_).
+  bool last_sync_ok_ = false;
+  bool last_ipsets_ok_ = false;
+  std::uint64_t ipsets_generation_ = 0;
   IptablesSyncFigures figures_;
   Renderer renderer_;
   std::optional<RenderedRules> rendered_;

@@ -144,8 +144,18 @@ struct RenderedRules {
   // object, so a sync finds the chains to write by comparing pointers.
   std::vector<std::shared_ptr<const Chain>> nat_dispatch;
   // The ipsets the rules reference (the lean layout's KUBE-LOOP-BACK; empty otherwise), to be
-  // applied before the rules.
-  std::vector<kernel::IpsetSpec> ipsets;
+  // applied before the rules. Shared with the Renderer, which updates a set in place when
+  // nothing else holds it (so drop a result before rendering the next one).
+  std::vector<std::shared_ptr<const kernel::IpsetSpec>> ipsets;
+  // For each of `ipsets`, the entries added and removed since the result of the same Renderer
+  // numbered `since` (its previous one); since == 0: no previous result to compare with.
+  struct IpsetChange {
+    std::uint64_t since = 0;
+    std::vector<std::string> added, removed;
+  };
+  std::vector<IpsetChange> ipset_changes;
+  // Numbers a Renderer's results 1, 2, ... (0: rendered without a Renderer's history).
+  std::uint64_t generation = 0;
   RenderStats stats;
 
   // Every chain of `table` (top-level, dispatch and per-service), or nullptr.
@@ -186,6 +196,10 @@ class Renderer {
   };
   void reset(const RenderOptions& options, bool large_cluster);
   void rebuild_dispatch(const std::set<std::uint32_t>& dirty_leaves);
+  // KUBE-LOOP-BACK after this render; `touched` holds the entries whose count went through 0
+  // (with whether they were in the set before), `change` gets the difference.
+  std::shared_ptr<const kernel::IpsetSpec> loop_back_set(const std::map<std::string, bool>& touched, bool ipv6,
+                                                         RenderedRules::IpsetChange& change);
 
   std::optional<RenderOptions> options_;
   bool large_cluster_ = false;
@@ -196,8 +210,11 @@ class Renderer {
   std::map<std::uint32_t, std::set<proxier::ServicePortName>> leaf_ports_;
   std::map<std::uint32_t, std::vector<Rule>> leaf_tail_;
   std::map<std::string, std::shared_ptr<const Chain>> dispatch_;
-  // KUBE-LOOP-BACK entries with the number of ports that need each.
+  // KUBE-LOOP-BACK entries with the number of ports that need each, the set as last
+  // returned, and the results numbered so far.
   std::map<std::string, int> loop_back_;
+  std::shared_ptr<kernel::IpsetSpec> loop_back_spec_;
+  std::uint64_t generation_ = 0;
   std::size_t last_rendered_ports_ = 0;
 };
 

@@ -72,7 +72,7 @@ TEST(LeanLayout, GoldenEndpointRulesAndHairpin) {
             "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules for hairpin traffic\" -m conntrack --ctstate DNAT -m set --match-set KUBE-LOOP-BACK dst,dst,src -j ACCEPT\n"
             "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n");
   ASSERT_EQ(rules.ipsets.size(), 1u);
-  EXPECT_EQ(rules.ipsets[0], (kernel::IpsetSpec{"KUBE-LOOP-BACK", "hash:ip,port,ip", kernel::IpFamily::kIPv4,
+  EXPECT_EQ(*rules.ipsets[0], (kernel::IpsetSpec{"KUBE-LOOP-BACK", "hash:ip,port,ip", kernel::IpFamily::kIPv4,
                                                 {"10.180.0.1,tcp:80,10.180.0.1", "10.180.0.2,tcp:80,10.180.0.2"}}));
   // kube-proxy's layout is untouched by the option.
   auto kp = kube_proxy_options();
@@ -98,7 +98,7 @@ TEST(LeanLayout, GoldenAffinityAndSctp) {
             "-A " + chain + " -m comment --comment \"core/mme:s1ap -> 10.180.1.20:36412\" -m recent --name " + b + " --rcheck --seconds 300 --reap -m recent --name " + b + " --set -m sctp -p sctp -j DNAT --to-destination 10.180.1.20:36412\n"
             "-A " + chain + " -m comment --comment \"core/mme:s1ap -> 10.180.0.20:36412\" -m statistic --mode random --probability 0.5000000000 -m recent --name " + a + " --set -m sctp -p sctp -j DNAT --to-destination 10.180.0.20:36412\n"
             "-A " + chain + " -m comment --comment \"core/mme:s1ap -> 10.180.1.20:36412\" -m recent --name " + b + " --set -m sctp -p sctp -j DNAT --to-destination 10.180.1.20:36412\n");
-  EXPECT_EQ(rules.ipsets.at(0).entries,
+  EXPECT_EQ(rules.ipsets.at(0)->entries,
             (std::vector<std::string>{"10.180.0.20,sctp:36412,10.180.0.20", "10.180.1.20,sctp:36412,10.180.1.20"}));
 }
 
@@ -248,6 +248,7 @@ TEST_F(LeanProxierTest, SetAppliedBeforeTheRulesAndOnlyWhenItChanges) {
   EXPECT_EQ(restores_at_change.back(), restores + 2) << "after the second partial sync's restore";
   EXPECT_EQ(sets_.sets().at(kLoopBackSet).entries.size(), 1u);
   EXPECT_EQ(sets_.apply_calls(), 1) << "the set is never rewritten whole once it exists";
+  EXPECT_EQ(sets_.list_calls(), 1) << "after the first sync the renderer's difference is written, nothing is read";
 }
 
 TEST_F(LeanProxierTest, AddAndRemoveInOneSyncKeepsTheUnionDuringTheRestore) {
@@ -275,8 +276,16 @@ TEST_F(LeanProxierTest, FailuresAreReportedAndRetried) {
   fake_.fail_next_restore("lock");
   ASSERT_FALSE(sync({web(1)}, proxier::SyncKind::kFull).ok());
   const int before = sets_.apply_calls() + sets_.change_calls();
+  const int lists = sets_.list_calls();
   ASSERT_TRUE(sync({web(1)}, proxier::SyncKind::kFull).ok());
   EXPECT_EQ(sets_.apply_calls() + sets_.change_calls(), before) << "read back, unchanged: not applied";
+  EXPECT_EQ(sets_.list_calls(), lists + 1) << "after a failure the set is read from the kernel again";
+  // An entry added behind kproxy's back while a restore fails is removed by the next sync.
+  fake_.fail_next_restore("lock");
+  ASSERT_FALSE(sync({web(2)}, proxier::SyncKind::kFull).ok());
+  EXPECT_EQ(sets_.sets().at(kLoopBackSet).entries.size(), 2u) << "added before the failed restore";
+  ASSERT_TRUE(sync({web(1)}, proxier::SyncKind::kFull).ok());
+  EXPECT_EQ(sets_.sets().at(kLoopBackSet).entries.size(), 1u);
 
   kernel::FakeIptables fake;
   IptablesProxier without(fake, opts());
@@ -323,7 +332,7 @@ Size size_of(const RenderedRules& r) {
     for (const Chain* c : block.chains) s.rules += c->rules.size();
   }
   s.bytes = restore_payload(sync_blocks(r, nullptr, {})).size();
-  for (const auto& set : r.ipsets) s.set_entries += set.entries.size();
+  for (const auto& set : r.ipsets) s.set_entries += set->entries.size();
   return s;
 }
 

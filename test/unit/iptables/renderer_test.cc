@@ -59,7 +59,7 @@ void expect_same(const RenderedRules& got, const RenderedRules& want, const std:
     EXPECT_EQ(*got.nat_dispatch[i], *want.nat_dispatch[i]) << step;
   }
   ASSERT_EQ(got.ipsets.size(), want.ipsets.size()) << step;
-  for (std::size_t i = 0; i < want.ipsets.size(); ++i) EXPECT_EQ(got.ipsets[i].entries, want.ipsets[i].entries) << step;
+  for (std::size_t i = 0; i < want.ipsets.size(); ++i) EXPECT_EQ(got.ipsets[i]->entries, want.ipsets[i]->entries) << step;
   EXPECT_EQ(got.stats.total_endpoints, want.stats.total_endpoints) << step;
   EXPECT_EQ(got.stats.large_cluster_mode, want.stats.large_cluster_mode) << step;
   EXPECT_EQ(got.stats.no_local_endpoints_internal, want.stats.no_local_endpoints_internal) << step;

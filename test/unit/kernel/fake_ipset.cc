@@ -42,6 +42,7 @@ Status FakeIpset::change(std::string_view name, const std::vector<std::string>& 
 }
 
 Expected<std::optional<std::vector<std::string>>> FakeIpset::list(std::string_view name) {
+  ++list_calls_;
   auto it = sets_.find(std::string(name));
   if (it == sets_.end()) return std::optional<std::vector<std::string>>();
   return std::optional<std::vector<std::string>>(it->second.entries);

@@ -26,6 +26,7 @@ class FakeIpset final : public IpsetRunner {
   int apply_calls() const { return apply_calls_; }
   int change_calls() const { return change_calls_; }
   int destroy_calls() const { return destroy_calls_; }
+  int list_calls() const { return list_calls_; }
   // Called at each apply(), before it changes anything (to record the order of kernel calls).
   std::function<void(const IpsetSpec&)> on_apply;
   // Called at each change(), before it changes anything.
@@ -40,6 +41,7 @@ class FakeIpset final : public IpsetRunner {
   int apply_calls_ = 0;
   int change_calls_ = 0;
   int destroy_calls_ = 0;
+  int list_calls_ = 0;
   std::optional<std::string> fail_next_;
 };
 
