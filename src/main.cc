@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <random>
 #include <cctype>
 #include <csignal>
 #include <cstdio>
@@ -37,6 +39,7 @@
 #include "kproxy/k8s/event_queue.h"
 #include "kproxy/k8s/informer.h"
 #include "kproxy/k8s/manifest_source.h"
+#include "kproxy/k8s/node_taints.h"
 #include "kproxy/log.h"
 #include "kproxy/version.h"
 
@@ -140,6 +143,7 @@ kproxy::iptables::IptablesProxierOptions iptables_options(const kproxy::config::
   // Lean endpoint rules: no KUBE-SEP- chains, the hairpin masquerade by the KUBE-LOOP-BACK
   // ipset (docs/iptables.md, "Lean endpoint rules").
   o.render.lean_endpoints = true;
+  o.render.sctp_userspace = config.kproxy.sctp_userspace_mode;
   o.render.masquerade_all = config.iptables.masquerade_all;
   o.render.masquerade_bit = config.iptables.masquerade_bit.value_or(14);
   o.render.localhost_nodeports = config.iptables.localhost_node_ports.value_or(true);
@@ -272,6 +276,26 @@ int main(int argc, char** argv) {
   namespace proxier = kproxy::proxier;
   const std::string node = node_name(cl.config);
   const auto& config = cl.config;
+
+  // --sctp-userspace-mode: the node is for userspace SCTP stacks, which the kernel's SCTP
+  // module breaks (it ABORTs every association it does not know). Probing reads /proc and
+  // /sys only: opening an SCTP socket would load the module.
+  if (config.kproxy.sctp_userspace_mode) {
+    if (kproxy::kernel::kernel_sctp_present()) {
+      if (!config.kproxy.sctp_userspace_allow_kernel_sctp) {
+        std::fprintf(stderr,
+                     "kproxy: --sctp-userspace-mode: the kernel's SCTP module (sctp) is loaded on this node, and it "
+                     "answers the associations of userspace SCTP stacks with ABORT. Unload it and keep it out "
+                     "(\"install sctp /bin/false\" in /etc/modprobe.d), or start with "
+                     "--sctp-userspace-allow-kernel-sctp\n");
+        return 1;
+      }
+      spdlog::warn("--sctp-userspace-mode: the kernel's SCTP module is loaded (allowed by "
+                   "--sctp-userspace-allow-kernel-sctp); it will ABORT userspace SCTP associations on this node");
+    }
+    spdlog::info("SCTP userspace mode: no rule names SCTP; SCTP Service ports are not proxied on this node until "
+                 "kproxy's userspace SCTP proxy lands (docs/sctp-userspace.md)");
+  }
 
   // Where cluster state comes from is settled before anything touches the node: a missing
   // credential exits without having changed a sysctl or read a table.
@@ -478,6 +502,37 @@ int main(int argc, char** argv) {
     api.emplace(*client, node, k8s::ApiSource::Sinks{service_informer, slice_informer, node_informer});
     api->start();
   }
+  // The node's taint: present in --sctp-userspace-mode, absent otherwise, retried (with the
+  // reflector's backoff) until the API server takes it.
+  std::jthread taint_thread;
+  if (client) {
+    const auto& t = *config.kproxy.sctp_userspace_taint;
+    taint_thread = std::jthread(
+        [client_config = *client, node, present = config.kproxy.sctp_userspace_mode,
+         taint = k8s::Taint{t.key, t.value, std::string(kproxy::config::to_string(t.effect))},
+         text = t.to_string()](std::stop_token stop) {
+          auto api_client = k8s::make_api_client(client_config);
+          k8s::NodeTaints taints(*api_client, node);
+          k8s::Backoff backoff;
+          std::mt19937 rng(std::random_device{}());
+          std::mutex mu;
+          std::condition_variable_any wake;
+          while (!stop.stop_requested()) {
+            const kproxy::Status s = taints.ensure(taint, present);
+            if (s.ok()) {
+              spdlog::info("node {}: taint {} {}", node, text, present ? "present" : "absent");
+              return;
+            }
+            const auto delay = backoff.next(k8s::Backoff::Clock::now(), std::uniform_real_distribution<double>(0, 1)(rng));
+            spdlog::error("{}; retrying in {} ms", s.message(), delay.count());
+            std::unique_lock lock(mu);
+            wake.wait_for(lock, stop, delay, [] { return false; });
+          }
+        });
+  } else if (config.kproxy.sctp_userspace_mode) {
+    spdlog::warn("--manifests: no API server, so the node's taint {} is not managed",
+                 config.kproxy.sctp_userspace_taint->to_string());
+  }
   // The proxier's thread: the one consumer of the informers' events, and the syncs. A sync in
   // flight when SIGTERM arrives finishes before the thread stops; rules stay in place.
   std::jthread consumer([&](std::stop_token stop) {
@@ -519,6 +574,7 @@ int main(int argc, char** argv) {
   }
   spdlog::info("received {}; exiting", signal == SIGTERM ? "SIGTERM" : "SIGINT");
   manifest_thread = {};
+  taint_thread = {};
   if (api) api->stop();
   consumer = {};
   return 0;

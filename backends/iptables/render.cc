@@ -40,6 +40,10 @@ class ServiceRenderer {
 
   PortRules render(const ServicePortInfo& svc) {
     PortRules out;
+    if (options_.sctp_userspace && svc.name.protocol == model::Protocol::kSctp) {
+      out.sctp_not_proxied = true;
+      return out;
+    }
     render_into(svc, out);
     std::sort(out.loop_back.begin(), out.loop_back.end());
     out.loop_back.erase(std::unique(out.loop_back.begin(), out.loop_back.end()), out.loop_back.end());
@@ -640,6 +644,7 @@ RenderedRules Renderer::render(const proxier::Snapshot& snapshot, const RenderOp
     append(nat_nodeports, rules->nat_nodeports);
     out.stats.no_local_endpoints_internal += rules->no_local_endpoints_internal;
     out.stats.no_local_endpoints_external += rules->no_local_endpoints_external;
+    out.stats.sctp_ports_not_proxied += rules->sctp_not_proxied ? 1 : 0;
     if (!tree) {
       append(nat_services, rules->nat_services);
       continue;

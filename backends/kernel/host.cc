@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -58,6 +59,28 @@ std::vector<IpAddress> local_addresses() {
   }
   freeifaddrs(list);
   return out;
+}
+
+bool kernel_sctp_present(std::string_view proc_net_protocols, bool sys_module_sctp) {
+  if (sys_module_sctp) return true;
+  std::size_t start = 0;
+  while (start < proc_net_protocols.size()) {
+    std::size_t end = proc_net_protocols.find('\n', start);
+    if (end == std::string_view::npos) end = proc_net_protocols.size();
+    const std::string_view line = proc_net_protocols.substr(start, end - start);
+    const std::string_view name = line.substr(0, line.find_first_of(" \t"));
+    if (name == "SCTP" || name == "SCTPv6") return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+bool kernel_sctp_present() {
+  std::ifstream in("/proc/net/protocols");
+  std::stringstream text;
+  text << in.rdbuf();
+  std::error_code ec;
+  return kernel_sctp_present(text.str(), std::filesystem::exists("/sys/module/sctp", ec));
 }
 
 }  // namespace kproxy::kernel

@@ -445,10 +445,18 @@ const std::vector<Flag>& flags() {
          s.config.port_range = last(v);
          return {};
        }},
+      {"sctp-userspace-allow-kernel-sctp", 0, "", "", Scope::kConfig, "kproxy.sctpUserspaceAllowKernelSctp", false,
+       "kproxy: start in --sctp-userspace-mode even when the kernel's SCTP module is loaded (it ABORTs the "
+       "associations of userspace SCTP stacks on this node).",
+       "",
+       [](State& s, const std::vector<std::string>& v) {
+         return set_bool(v, s.config.kproxy.sctp_userspace_allow_kernel_sctp);
+       }},
       {"sctp-userspace-mode", 0, "", "", Scope::kConfig, "kproxy.sctpUserspaceMode", false,
-       "kproxy: serve SCTP Services with kproxy's userspace SCTP proxy instead of the kernel's SCTP module, and taint "
-       "the node with --sctp-userspace-taint. Parsed and validated; not acted on until the userspace SCTP backend "
-       "lands.",
+       "kproxy: run this node for workloads with their own userspace SCTP stack: taint the node with "
+       "--sctp-userspace-taint, refuse to start if the kernel's SCTP module is loaded, and write no SCTP rule (no "
+       "-p sctp). Until kproxy's userspace SCTP proxy lands, SCTP Services are not proxied on such a node. Without "
+       "this flag kproxy removes the taint.",
        "",
        [](State& s, const std::vector<std::string>& v) { return set_bool(v, s.config.kproxy.sctp_userspace_mode); }},
       {"sctp-userspace-taint", 0, "string", KproxyExtension::kDefaultSctpTaint, Scope::kConfig,

@@ -271,6 +271,7 @@ struct Decoder {
       if (!t) return Error(r.field("sctpUserspaceTaint") + ": " + in_quotes(taint) + ": " + t.error());
       out.sctp_userspace_taint = *t;
     }
+    KPROXY_TRY(r.boolean("sctpUserspaceAllowKernelSctp", out.sctp_userspace_allow_kernel_sctp));
     KPROXY_TRY(r.string("manifests", out.manifests_dir));
     std::string applier;
     KPROXY_TRY(r.string("iptablesApplier", applier));
@@ -281,8 +282,8 @@ struct Decoder {
     }
     if (auto extra = r.unknown_fields(); !extra.empty()) {
       return Error(extra.front() +
-                   ": unknown field (the kproxy stanza accepts iptablesApplier, manifests, sctpUserspaceMode, "
-                   "sctpUserspaceTaint)");
+                   ": unknown field (the kproxy stanza accepts iptablesApplier, manifests, "
+                   "sctpUserspaceAllowKernelSctp, sctpUserspaceMode, sctpUserspaceTaint)");
     }
     return {};
   }

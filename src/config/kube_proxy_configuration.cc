@@ -557,6 +557,7 @@ std::string to_yaml(const KubeProxyConfiguration& c) {
   Node& kp = root["kproxy"];
   kp["manifests"] = Node::str(c.kproxy.manifests_dir);
   kp["iptablesApplier"] = Node::str(std::string(to_string(c.kproxy.iptables_applier)));
+  kp["sctpUserspaceAllowKernelSctp"] = Node::boolean(c.kproxy.sctp_userspace_allow_kernel_sctp);
   kp["sctpUserspaceMode"] = Node::boolean(c.kproxy.sctp_userspace_mode);
   kp["sctpUserspaceTaint"] = Node::str(c.kproxy.sctp_userspace_taint ? c.kproxy.sctp_userspace_taint->to_string() : "");
   Node& lg = root["logging"];

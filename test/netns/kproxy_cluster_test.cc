@@ -880,6 +880,70 @@ TEST_F(KproxyClusterTest, UdpAndSctpFlowsMoveOffARemovedEndpoint) {
   }
 }
 
+// --sctp-userspace-mode (issue 8, its first part): kproxy taints its Node through the API
+// server, writes no rule that names SCTP (no -p sctp, no -m sctp: the SCTP match and the
+// kernel's SCTP handling stay out of the packet path) and keeps TCP and UDP Services as they
+// were. Restarted without the mode it removes the taint and SCTP Services work again.
+TEST_F(KproxyClusterTest, SctpUserspaceModeTaintsTheNodeAndWritesNoSctpRule) {
+  auto has_taint = [] {
+    auto node = api().get("nodes", "", "node1");
+    if (!node) return false;
+    const auto spec = node->find("spec");
+    if (spec == node->end() || !spec->contains("taints")) return false;
+    for (const auto& t : (*spec)["taints"]) {
+      if (t.value("key", "") == "sctp.kproxy.io/userspace" && t.value("value", "") == "true" &&
+          t.value("effect", "") == "NoSchedule") {
+        return true;
+      }
+    }
+    return false;
+  };
+  auto wait_for = [](const std::function<bool()>& pred) {
+    for (const auto deadline = std::chrono::steady_clock::now() + 20s; std::chrono::steady_clock::now() < deadline;
+         std::this_thread::sleep_for(100ms)) {
+      if (pred()) return true;
+    }
+    return pred();
+  };
+  auto restart = [&](bool userspace) {
+    EXPECT_EQ(g_suite->kproxy->stop(), 0) << g_suite->kproxy->describe();
+    auto argv = kproxy_argv(*g_suite);
+    if (userspace) argv.push_back("--sctp-userspace-mode");
+    g_suite->kproxy = &cluster().start(node1(), argv);
+    return wait_for([] { return g_suite->kproxy->stderr_text().find("iptables full sync") != std::string::npos; });
+  };
+  // Whatever fails below, the next tests get the normal daemon back.
+  struct Restore {
+    std::function<void()> f;
+    ~Restore() { f(); }
+  } restore{[&] {
+    if (g_suite->kproxy->stderr_text().find("SCTP userspace mode") != std::string::npos) restart(false);
+  }};
+  ASSERT_FALSE(has_taint());
+
+  ASSERT_TRUE(restart(true)) << g_suite->kproxy->describe();
+  EXPECT_TRUE(wait_for(has_taint)) << "the Node has no sctp.kproxy.io/userspace=true:NoSchedule taint\n"
+                                   << g_suite->kproxy->stderr_text();
+  for (const char* table : {"filter", "nat"}) {
+    const std::string rules = save_iptables(node1(), table);
+    EXPECT_EQ(rules.find("-p sctp"), std::string::npos) << rules;
+    EXPECT_EQ(rules.find("-m sctp"), std::string::npos) << rules;
+    EXPECT_EQ(rules.find(" 132 "), std::string::npos) << rules;
+  }
+  for (Proto proto : {Proto::kTcp, Proto::kUdp}) {
+    SCOPED_TRACE(proto_name(proto));
+    RequestResult r = reaches(c1().ns, proto, at(kWebIp), 8, {"a1", "b2"});
+    EXPECT_TRUE(answered(r, 8) && servers(r) == (std::set<std::string>{"a1", "b2"})) << describe(r);
+  }
+  RequestResult sctp = TestCluster::request(c1().ns, Proto::kSctp, at(kWebIp), 1000, 1);
+  EXPECT_NE(sctp.exit_code, 0) << "no SCTP proxy yet, so nothing answers: " << describe(sctp);
+
+  ASSERT_TRUE(restart(false)) << g_suite->kproxy->describe();
+  EXPECT_TRUE(wait_for([&] { return !has_taint(); })) << g_suite->kproxy->stderr_text();
+  RequestResult back = reaches(c1().ns, Proto::kSctp, at(kWebIp), 8, {"a1", "b2"});
+  EXPECT_TRUE(answered(back, 8)) << describe(back);
+}
+
 class KproxyLegacyClusterTest : public KproxyClusterTest {
  protected:
   static void SetUpTestSuite() {

@@ -160,13 +160,15 @@ struct NodePortAddresses {
 };
 
 // kproxy's own settings: the top-level "kproxy" stanza of the file (docs/configuration.md)
-// and the flags --sctp-userspace-mode, --sctp-userspace-taint, --manifests and
-// --iptables-applier.
+// and the flags --sctp-userspace-mode, --sctp-userspace-taint,
+// --sctp-userspace-allow-kernel-sctp, --manifests and --iptables-applier.
 struct KproxyExtension {
   static constexpr std::string_view kDefaultSctpTaint = "sctp.kproxy.io/userspace=true:NoSchedule";
 
   bool sctp_userspace_mode = false;
   std::optional<Taint> sctp_userspace_taint;  // defaulted to kDefaultSctpTaint
+  // Start in sctp_userspace_mode even though the kernel's SCTP module is present.
+  bool sctp_userspace_allow_kernel_sctp = false;
   std::string manifests_dir;                  // empty: use the API server
   IptablesApplier iptables_applier = IptablesApplier::kAuto;
   bool operator==(const KproxyExtension&) const = default;

@@ -97,6 +97,10 @@ struct RenderOptions {
   // hairpin masquerade decided once, in KUBE-POSTROUTING, by the KUBE-LOOP-BACK ipset.
   bool lean_endpoints = false;
 
+  // --sctp-userspace-mode: no rule names SCTP (no -p sctp, no -m sctp), so SCTP Service ports
+  // get no rules at all until the userspace SCTP proxy takes them (docs/sctp-userspace.md).
+  bool sctp_userspace = false;
+
   bool lean() const { return layout == Layout::kKproxy && lean_endpoints; }
 
   std::uint32_t masquerade_mark() const { return std::uint32_t{1} << masquerade_bit; }
@@ -114,6 +118,8 @@ struct RenderStats {
   int no_local_endpoints_external = 0;
   std::size_t total_endpoints = 0;
   bool large_cluster_mode = false;
+  // SCTP Service ports left without rules by RenderOptions::sctp_userspace.
+  int sctp_ports_not_proxied = 0;
 };
 
 // What one service port contributes to the rule set: its own nat chains, and its rules in the
@@ -126,6 +132,7 @@ struct PortRules {
   std::vector<std::string> loop_back;  // KUBE-LOOP-BACK entries (lean layout), sorted
   int no_local_endpoints_internal = 0;
   int no_local_endpoints_external = 0;
+  bool sctp_not_proxied = false;  // RenderOptions::sctp_userspace left it without rules
 
   bool operator==(const PortRules&) const = default;
 };

@@ -134,7 +134,7 @@ TEST(CommandLine, EveryKubeProxyFlagLandsInItsField) {
       "--ipvs-tcpfin-timeout=5s", "--ipvs-udp-timeout=6s", "--kube-api-burst=50", "--kube-api-qps=25.5",
       "--kube-api-content-type=application/json", "--kubeconfig=/etc/kc", "--oom-score-adj", "-500",
       "--show-hidden-metrics-for-version=1.29", "--proxy-port-range=30000-30100", "--master=https://api:6443",
-      "--sctp-userspace-mode", "--sctp-userspace-taint=x/y:NoExecute", "--log-flush-frequency=1s", "--iptables-applier=libiptc",
+      "--sctp-userspace-mode", "--sctp-userspace-allow-kernel-sctp", "--sctp-userspace-taint=x/y:NoExecute", "--log-flush-frequency=1s", "--iptables-applier=libiptc",
       "--vmodule=proxier*=4,sync=2", "--logging-format=text"});
   const KubeProxyConfiguration& c = cl.config;
   EXPECT_EQ(c.bind_address.value().to_string(), "10.1.1.1");
@@ -167,6 +167,7 @@ TEST(CommandLine, EveryKubeProxyFlagLandsInItsField) {
   EXPECT_EQ(cl.master, "https://api:6443");
   EXPECT_TRUE(c.kproxy.sctp_userspace_mode);
   EXPECT_EQ(c.kproxy.sctp_userspace_taint.value().to_string(), "x/y:NoExecute");
+  EXPECT_TRUE(c.kproxy.sctp_userspace_allow_kernel_sctp);
   EXPECT_EQ(c.kproxy.iptables_applier, IptablesApplier::kLibiptc);
   EXPECT_EQ(c.logging.flush_frequency, 1s);
   EXPECT_EQ(c.logging.vmodule, (std::vector<std::string>{"proxier*=4", "sync=2"}));

@@ -89,6 +89,38 @@ TEST(Render, SctpPortsUseTheSctpMatchEverywhere) {
   EXPECT_EQ(text.find("-p tcp -j DNAT"), std::string::npos);
 }
 
+// --sctp-userspace-mode: no rule names SCTP, in either layout; SCTP ports get no rules (the
+// userspace proxy will take them), TCP and UDP ports are rendered exactly as without the mode.
+TEST(Render, SctpUserspaceModeWritesNoSctpRule) {
+  auto mme = ServiceBuilder("core", "mme", "s1ap", kSctp, "10.96.0.20", 36412)
+                 .node_port(30412)
+                 .external_ip("203.0.113.20")
+                 .endpoint({"10.180.0.20", 36412, "node1"});
+  auto empty_sctp = ServiceBuilder("core", "amf", "ngap", kSctp, "10.96.0.21", 38412);
+  auto web = ServiceBuilder("ns", "web", "http", kTcp, "10.96.0.10", 80).endpoint({"10.180.0.10", 8080, "node1"});
+  auto dns = ServiceBuilder("ns", "dns", "dns", kUdp, "10.96.0.53", 53).endpoint({"10.180.0.53", 53, "node2"});
+  for (auto layout : {RenderOptions::Layout::kKubeProxy, RenderOptions::Layout::kKproxy}) {
+    auto o = testing::render_options(layout);
+    o.lean_endpoints = layout == RenderOptions::Layout::kKproxy;
+    o.sctp_userspace = true;
+    const auto rules = render(snapshot({mme, empty_sctp, web, dns}), o);
+    const std::string text = payload(rules);
+    EXPECT_EQ(text.find("sctp"), std::string::npos) << text;
+    EXPECT_EQ(rules.stats.sctp_ports_not_proxied, 2);
+    EXPECT_TRUE(rules.service_chains(mme.info().name).empty());
+    for (const auto& set : rules.ipsets) {
+      for (const auto& entry : set->entries) EXPECT_EQ(entry.find("sctp"), std::string::npos) << entry;
+    }
+    // TCP and UDP as without the mode.
+    auto normal = o;
+    normal.sctp_userspace = false;
+    const auto without = render(snapshot({web, dns}), normal);
+    EXPECT_EQ(rules.service_chains(web.info().name), without.service_chains(web.info().name));
+    EXPECT_EQ(rules.service_chains(dns.info().name), without.service_chains(dns.info().name));
+    EXPECT_NE(payload(render(snapshot({mme, web}), normal)).find("-p sctp"), std::string::npos);
+  }
+}
+
 TEST(Render, NoEndpointsRejectsInFilterAndWritesNoNatChains) {
   auto svc = ServiceBuilder("ns", "empty", "p", kUdp, "10.96.0.30", 53)
                  .node_port(30053)
