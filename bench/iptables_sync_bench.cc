@@ -15,7 +15,9 @@
 // ipset), through each applier: iptables-restore, and on legacy also libiptc.
 // Usage: kproxy_bench_iptables_sync [--services N]... [--flavour nft|legacy]... [--endpoints E]
 //                                   [--applier restore|libiptc]... [--syncs-only 1]
-//                                   [--profile-partial ROUNDS]
+//                                   [--profile-partial ROUNDS] [--kube-proxy-baselines 0]
+// --kube-proxy-baselines 0 leaves out kube-proxy's floor and latency (its restore takes
+// minutes at 10k on nft) but measures kproxy's connection latency.
 // --profile-partial R: kproxy's own CPU per partial sync, no kernel (runners that accept all).
 // --syncs-only 1 leaves out kube-proxy's floor and the connection latency (each restores a
 // whole table again: minutes at 10k on nft), for re-measuring kproxy's own syncs.
@@ -368,7 +370,7 @@ void profile_partial(int n, int endpoints, int rounds) {
 }
 
 void run(int n, int endpoints, kernel::IptablesFlavour flavour, const std::vector<std::string>& appliers_wanted,
-         bool syncs_only) {
+         bool syncs_only, bool kube_baselines) {
   const char* fl = kernel::flavour_name(flavour).data();
   std::printf("\n== %d Services x 1-3 ports x %d endpoints, iptables-%s ==\n", n, endpoints, fl);
   const auto snapshot = cluster(n, endpoints, 42);
@@ -388,7 +390,7 @@ void run(int n, int endpoints, kernel::IptablesFlavour flavour, const std::vecto
   const auto kube_counts = count(kube_payload);
 
   const double kp_floor = restore_floor(flavour, kp_payload, kp.ipsets);
-  const double kube_floor = syncs_only ? -1 : restore_floor(flavour, kube_payload, {});
+  const double kube_floor = kube_baselines ? restore_floor(flavour, kube_payload, {}) : -1;
   std::size_t ipset_entries = 0;
   for (const auto& set : kp.ipsets) ipset_entries += set->entries.size();
 
@@ -399,7 +401,7 @@ void run(int n, int endpoints, kernel::IptablesFlavour flavour, const std::vecto
   std::printf("%-34s %12zu %12d\n", "ipset entries", ipset_entries, 0);
   std::printf("%-34s %12.3f %12.3f\n", "floor: ipset + restore of payload, s", kp_floor, kube_floor);
   std::printf("render + serialize, s               %12.3f\n", render_s);
-  if (!syncs_only) {
+  if (kube_baselines) {
     std::printf("ratio own floor / kube-proxy floor  %12.2f   (target <= 0.5 at 10k)\n", kp_floor / kube_floor);
   }
 
@@ -504,14 +506,16 @@ void run(int n, int endpoints, kernel::IptablesFlavour flavour, const std::vecto
   const double lat_kp_small = connect_latency_us(flavour, restore_payload(sync_blocks(small_kp, nullptr, {})),
                                                  small_kp.ipsets, kp_opts, *small_target);
   const double lat_kp_big = connect_latency_us(flavour, kp_payload, kp.ipsets, kp_opts, *big_target);
-  const double lat_kube_small = connect_latency_us(
-      flavour, restore_payload(sync_blocks(small_kube, nullptr, {})), {}, kube_opts, *small_target);
-  const double lat_kube_big = connect_latency_us(flavour, kube_payload, {}, kube_opts, *big_target);
   std::printf("first packet, new TCP connection to a ClusterIP, us: 10 Services / %d Services\n", n);
   std::printf("  kproxy                            %6.1f / %6.1f  ratio %.2f (target < 1.5)\n", lat_kp_small, lat_kp_big,
               lat_kp_big / lat_kp_small);
-  std::printf("  kube-proxy's layout               %6.1f / %6.1f  ratio %.2f\n", lat_kube_small, lat_kube_big,
-              lat_kube_big / lat_kube_small);
+  if (kube_baselines) {
+    const double lat_kube_small = connect_latency_us(
+        flavour, restore_payload(sync_blocks(small_kube, nullptr, {})), {}, kube_opts, *small_target);
+    const double lat_kube_big = connect_latency_us(flavour, kube_payload, {}, kube_opts, *big_target);
+    std::printf("  kube-proxy's layout               %6.1f / %6.1f  ratio %.2f\n", lat_kube_small, lat_kube_big,
+                lat_kube_big / lat_kube_small);
+  }
   std::printf("peak RSS                            %9ld MiB\n", peak_rss_mib());
 }
 
@@ -523,6 +527,7 @@ int main(int argc, char** argv) {
   int endpoints = 10;
   std::vector<std::string> appliers;
   bool syncs_only = false;
+  bool kube_baselines = true;
   int profile_rounds = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string f = argv[i];
@@ -531,6 +536,7 @@ int main(int argc, char** argv) {
     if (f == "--endpoints") endpoints = std::stoi(v);
     if (f == "--applier") appliers.push_back(v);
     if (f == "--syncs-only") syncs_only = v == "1";
+    if (f == "--kube-proxy-baselines") kube_baselines = v != "0";
     if (f == "--profile-partial") profile_rounds = std::stoi(v);
     if (f == "--flavour") flavours.push_back(v == "legacy" ? kernel::IptablesFlavour::kLegacy : kernel::IptablesFlavour::kNft);
   }
@@ -546,7 +552,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   for (int n : sizes) {
-    for (auto flavour : flavours) run(n, endpoints, flavour, appliers, syncs_only);
+    for (auto flavour : flavours) run(n, endpoints, flavour, appliers, syncs_only, kube_baselines && !syncs_only);
   }
   return 0;
 }
