@@ -5,8 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <condition_variable>
-#include <random>
 #include <cctype>
 #include <csignal>
 #include <cstdio>
@@ -39,7 +37,7 @@
 #include "kproxy/k8s/event_queue.h"
 #include "kproxy/k8s/informer.h"
 #include "kproxy/k8s/manifest_source.h"
-#include "kproxy/k8s/node_taints.h"
+#include "kproxy/k8s/taint_keeper.h"
 #include "kproxy/log.h"
 #include "kproxy/version.h"
 
@@ -468,7 +466,16 @@ int main(int argc, char** argv) {
 
   k8s::EventQueue queue;
   NodeHealthHandler node_health(proxy_health);
-  FanOut<model::Node> nodes({&loop.node_handler(), &node_health});
+  std::optional<k8s::TaintKeeper> taint_keeper;
+  if (client) {
+    const auto& t = *config.kproxy.sctp_userspace_taint;
+    taint_keeper.emplace(k8s::make_api_client(*client), node,
+                         k8s::Taint{t.key, t.value, std::string(kproxy::config::to_string(t.effect))},
+                         config.kproxy.sctp_userspace_mode);
+  }
+  std::vector<kproxy::InformerHandler<model::Node>*> node_handlers{&loop.node_handler(), &node_health};
+  if (taint_keeper) node_handlers.push_back(&*taint_keeper);
+  FanOut<model::Node> nodes(std::move(node_handlers));
   FanOut<model::Service> services({&service_changes, &loop.service_handler()});
   FanOut<model::EndpointSlice> slices({&slice_changes, &loop.endpoint_slice_handler()});
   // Rejections are logged and counted (kproxy_objects_rejected_total{kind,reason}); the sink
@@ -502,33 +509,10 @@ int main(int argc, char** argv) {
     api.emplace(*client, node, k8s::ApiSource::Sinks{service_informer, slice_informer, node_informer});
     api->start();
   }
-  // The node's taint: present in --sctp-userspace-mode, absent otherwise, retried (with the
-  // reflector's backoff) until the API server takes it.
-  std::jthread taint_thread;
-  if (client) {
-    const auto& t = *config.kproxy.sctp_userspace_taint;
-    taint_thread = std::jthread(
-        [client_config = *client, node, present = config.kproxy.sctp_userspace_mode,
-         taint = k8s::Taint{t.key, t.value, std::string(kproxy::config::to_string(t.effect))},
-         text = t.to_string()](std::stop_token stop) {
-          auto api_client = k8s::make_api_client(client_config);
-          k8s::NodeTaints taints(*api_client, node);
-          k8s::Backoff backoff;
-          std::mt19937 rng(std::random_device{}());
-          std::mutex mu;
-          std::condition_variable_any wake;
-          while (!stop.stop_requested()) {
-            const kproxy::Status s = taints.ensure(taint, present);
-            if (s.ok()) {
-              spdlog::info("node {}: taint {} {}", node, text, present ? "present" : "absent");
-              return;
-            }
-            const auto delay = backoff.next(k8s::Backoff::Clock::now(), std::uniform_real_distribution<double>(0, 1)(rng));
-            spdlog::error("{}; retrying in {} ms", s.message(), delay.count());
-            std::unique_lock lock(mu);
-            wake.wait_for(lock, stop, delay, [] { return false; });
-          }
-        });
+  // The node's taint: present in --sctp-userspace-mode, absent otherwise; the keeper ensures
+  // it at start and whenever the Node disagrees.
+  if (taint_keeper) {
+    taint_keeper->start();
   } else if (config.kproxy.sctp_userspace_mode) {
     spdlog::warn("--manifests: no API server, so the node's taint {} is not managed",
                  config.kproxy.sctp_userspace_taint->to_string());
@@ -574,7 +558,7 @@ int main(int argc, char** argv) {
   }
   spdlog::info("received {}; exiting", signal == SIGTERM ? "SIGTERM" : "SIGINT");
   manifest_thread = {};
-  taint_thread = {};
+  if (taint_keeper) taint_keeper->stop();
   if (api) api->stop();
   consumer = {};
   return 0;

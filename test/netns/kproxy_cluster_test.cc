@@ -924,6 +924,13 @@ TEST_F(KproxyClusterTest, SctpUserspaceModeTaintsTheNodeAndWritesNoSctpRule) {
   ASSERT_TRUE(restart(true)) << g_suite->kproxy->describe();
   EXPECT_TRUE(wait_for(has_taint)) << "the Node has no sctp.kproxy.io/userspace=true:NoSchedule taint\n"
                                    << g_suite->kproxy->stderr_text();
+  // Removed behind kproxy's back (kubectl taint node node1 sctp.kproxy.io/userspace-): put back.
+  {
+    auto n = *api().get("nodes", "", "node1");
+    n["spec"].erase("taints");
+    api().upsert("nodes", n);
+  }
+  EXPECT_TRUE(wait_for(has_taint)) << "the removed taint was not put back\n" << g_suite->kproxy->stderr_text();
   for (const char* table : {"filter", "nat"}) {
     const std::string rules = save_iptables(node1(), table);
     EXPECT_EQ(rules.find("-p sctp"), std::string::npos) << rules;

@@ -1,4 +1,7 @@
 #include "kproxy/k8s/node_taints.h"
+#include "kproxy/k8s/taint_keeper.h"
+
+#include <thread>
 
 #include <mutex>
 
@@ -58,6 +61,11 @@ class FakeNodeServer {
     });
   }
 
+  void set_taints(json taints) {
+    std::lock_guard lock(mu_);
+    taints_ = std::move(taints);
+    ++rv_;
+  }
   void inject_conflicts(int n) {
     std::lock_guard lock(mu_);
     conflicts_ = n;
@@ -207,6 +215,49 @@ TEST(NodeTaints, ReportsAMissingNode) {
 TEST(UpdatedTaints, RejectsAMalformedList) {
   EXPECT_FALSE(updated_taints(json::object(), kSctp, true).ok());
   EXPECT_FALSE(updated_taints(json::array({1}), kSctp, true).ok());
+}
+
+model::Node node_with(std::vector<model::Taint> taints) {
+  model::Node n;
+  n.meta.name = "n1";
+  n.taints = std::move(taints);
+  return n;
+}
+
+TEST(TaintKeeper, AgreesComparesKeyEffectAndValue) {
+  const Taint t{"sctp.kproxy.io/userspace", "true", "NoSchedule"};
+  const model::Taint same{"sctp.kproxy.io/userspace", "true", model::TaintEffect::kNoSchedule, std::nullopt};
+  const model::Taint other_value{"sctp.kproxy.io/userspace", "false", model::TaintEffect::kNoSchedule, std::nullopt};
+  const model::Taint other_effect{"sctp.kproxy.io/userspace", "true", model::TaintEffect::kNoExecute, std::nullopt};
+  EXPECT_TRUE(TaintKeeper::agrees(node_with({same}), t, true));
+  EXPECT_FALSE(TaintKeeper::agrees(node_with({}), t, true));
+  EXPECT_FALSE(TaintKeeper::agrees(node_with({other_value}), t, true));
+  EXPECT_FALSE(TaintKeeper::agrees(node_with({other_effect}), t, true));
+  EXPECT_TRUE(TaintKeeper::agrees(node_with({}), t, false));
+  EXPECT_TRUE(TaintKeeper::agrees(node_with({other_effect}), t, false));
+  EXPECT_FALSE(TaintKeeper::agrees(node_with({other_value}), t, false)) << "any value of the key and effect goes";
+}
+
+// At start it adds the taint; when the informer later delivers the Node without it (someone
+// removed it), it adds it again; a Node that agrees costs no request.
+TEST(TaintKeeper, EnsuresAtStartAndWhenTheNodeDisagrees) {
+  FakeNodeServer server(json::array({kUnreachable}));
+  TaintKeeper keeper(make_api_client(server.config()), "n1", kSctp, true);
+  keeper.start();
+  auto wait_patches = [&](int n) {
+    for (int i = 0; i < 200 && server.patches() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return server.patches();
+  };
+  ASSERT_EQ(wait_patches(1), 1);
+  const model::Taint kept{kSctp.key, "", model::TaintEffect::kNoSchedule, std::nullopt};
+  keeper.on_update(nullptr, std::make_shared<model::Node>(node_with({kept})));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(server.patches(), 1) << "the Node agrees: nothing to do";
+  server.set_taints(json::array({kUnreachable}));  // removed behind kproxy's back
+  keeper.on_update(nullptr, std::make_shared<model::Node>(node_with({})));
+  ASSERT_EQ(wait_patches(2), 2);
+  EXPECT_EQ(server.taints().size(), 2u);
+  keeper.stop();
 }
 
 }  // namespace
