@@ -70,6 +70,13 @@ class Namespace {
   const std::string& name() const { return name_; }
   bool ok() const { return ok_; }
   std::vector<std::string> prefix() const { return {"ip", "netns", "exec", name_}; }
+  kernel::ExecIptablesOptions iptables_options(kernel::IptablesFlavour flavour) const {
+    kernel::ExecIptablesOptions o;
+    o.flavour = flavour;
+    o.command_prefix = prefix();
+    return o;
+  }
+  kernel::ExecIpsetOptions ipset_options() const { return kernel::ExecIpsetOptions{prefix()}; }
 
  private:
   static inline int counter_ = 0;
@@ -173,22 +180,26 @@ Counts count(const std::string& payload) {
 
 // iptables-restore of `payload` into a fresh namespace, after creating the ipsets its rules
 // match (part of the floor: the kernel state kproxy's layout needs is rules + sets).
+// Creates `ipsets` and restores `payload` into the namespace; `what` names the caller in errors.
+Status load_tables(const Namespace& ns, kernel::IptablesFlavour flavour, const std::string& payload,
+                   const std::vector<std::shared_ptr<const kernel::IpsetSpec>>& ipsets, const char* what) {
+  kernel::ExecIpsetRunner sets(ns.ipset_options());
+  kernel::ExecIptablesRunner runner(ns.iptables_options(flavour));
+  for (const auto& spec : ipsets) {
+    if (Status s = sets.apply(*spec); !s.ok()) std::fprintf(stderr, "%s: ipset failed: %.300s\n", what, s.message().c_str());
+  }
+  Status s = runner.restore(payload, kernel::RestoreFlags{});
+  if (!s.ok()) std::fprintf(stderr, "%s: restore failed: %.300s\n", what, s.message().c_str());
+  return s;
+}
+
 double restore_floor(kernel::IptablesFlavour flavour, const std::string& payload,
                      const std::vector<std::shared_ptr<const kernel::IpsetSpec>>& ipsets) {
   Namespace ns;
   if (!ns.ok()) return -1;
-  kernel::ExecIpsetRunner sets(kernel::ExecIpsetOptions{ns.prefix()});
-  kernel::ExecIptablesOptions o;
-  o.flavour = flavour;
-  o.command_prefix = ns.prefix();
-  kernel::ExecIptablesRunner runner(o);
   const auto start = Clock::now();
-  for (const auto& spec : ipsets) {
-    if (Status s = sets.apply(*spec); !s.ok()) std::fprintf(stderr, "ipset failed: %.300s\n", s.message().c_str());
-  }
-  const Status s = runner.restore(payload, kernel::RestoreFlags{});
+  const Status s = load_tables(ns, flavour, payload, ipsets, "floor");
   const double t = seconds(Clock::now() - start);
-  if (!s.ok()) std::fprintf(stderr, "restore failed: %.300s\n", s.message().c_str());
   return s.ok() ? t : -1;
 }
 
@@ -242,17 +253,8 @@ double connect_latency_us(kernel::IptablesFlavour flavour, const std::string& pa
                           const std::vector<std::shared_ptr<const kernel::IpsetSpec>>& ipsets, const RenderOptions& o,
                           const proxier::ServicePortInfo& target) {
   Namespace ns;
-  if (!ns.ok()) return -1;
-  kernel::ExecIpsetRunner sets(kernel::ExecIpsetOptions{ns.prefix()});
-  kernel::ExecIptablesOptions ro;
-  ro.flavour = flavour;
-  ro.command_prefix = ns.prefix();
-  kernel::ExecIptablesRunner runner(ro);
-  for (const auto& spec : ipsets) (void)sets.apply(*spec);
-  if (Status s = runner.restore(payload, kernel::RestoreFlags{}); !s.ok()) {
-    std::fprintf(stderr, "latency: restore failed: %.300s\n", s.message().c_str());
-    return -1;
-  }
+  if (!ns.ok() || !load_tables(ns, flavour, payload, ipsets, "latency").ok()) return -1;
+  kernel::ExecIptablesRunner runner(ns.iptables_options(flavour));
   RestoreApplier jumps(runner);
   if (auto j = jumps.ensure_jumps(builtin_jumps(o)); !j) {
     std::fprintf(stderr, "latency: jumps failed: %.300s\n", j.error().c_str());
@@ -433,11 +435,8 @@ void run(int n, int endpoints, kernel::IptablesFlavour flavour, const std::vecto
   for (const std::string& applier_name : appliers) {
     // The proxier's full sync into a fresh namespace, as the daemon makes it.
     Namespace node;
-    kernel::ExecIptablesOptions ro;
-    ro.flavour = flavour;
-    ro.command_prefix = node.prefix();
-    kernel::ExecIptablesRunner runner(ro);
-    kernel::ExecIpsetRunner ipsets(kernel::ExecIpsetOptions{node.prefix()});
+    kernel::ExecIptablesRunner runner(node.iptables_options(flavour));
+    kernel::ExecIpsetRunner ipsets(node.ipset_options());
     InNamespaceApplier libiptc(node.name());
     IptablesProxierOptions po;
     po.render = kp_opts;
