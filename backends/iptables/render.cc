@@ -462,9 +462,10 @@ void Renderer::rebuild_dispatch(const std::set<std::uint32_t>& dirty_leaves) {
     Chain chain{dispatch_chain_name(depth, leaf), {}};
     if (auto lp = leaf_ports_.find(leaf); lp != leaf_ports_.end()) {
       for (const ServicePortName& port : lp->second) {
-        for (const Rule& rule : ports_.at(port).rules->nat_services) {
-          const auto address = dispatch_address(rule);
-          if (address && (*address & leaf_mask) == leaf) chain.rules.push_back(rule);
+        const PortRules& rules = *ports_.at(port).rules;
+        for (std::size_t i = 0; i < rules.nat_services.size(); ++i) {
+          const auto& address = rules.nat_service_addresses[i];
+          if (address && (*address & leaf_mask) == leaf) chain.rules.push_back(rules.nat_services[i]);
         }
       }
     }
@@ -586,8 +587,7 @@ RenderedRules Renderer::render(const proxier::Snapshot& snapshot, const RenderOp
       if ((it->second += delta) == 0) loop_back_.erase(it);
     }
     if (!tree || !leaves) return;
-    for (const Rule& rule : rules.nat_services) {
-      const auto address = dispatch_address(rule);
+    for (const auto& address : rules.nat_service_addresses) {
       if (!address) continue;
       const std::uint32_t leaf = *address & leaf_mask;
       dirty_leaves.insert(leaf);
@@ -601,6 +601,12 @@ RenderedRules Renderer::render(const proxier::Snapshot& snapshot, const RenderOp
   };
   ServiceRenderer service_renderer(options, out.stats.large_cluster_mode);
   last_rendered_ports_ = 0;
+  auto render_port = [&](const ServicePortInfo& info) {
+    ++last_rendered_ports_;
+    PortRules rules = service_renderer.render(info);
+    for (const Rule& rule : rules.nat_services) rules.nat_service_addresses.push_back(dispatch_address(rule));
+    return std::make_shared<const PortRules>(std::move(rules));
+  };
   // One walk over the cache and the snapshot together (both ordered by name).
   auto cached = ports_.begin();
   auto drop_cached = [&] {
@@ -610,14 +616,12 @@ RenderedRules Renderer::render(const proxier::Snapshot& snapshot, const RenderOp
   for (const auto& [name, info] : snapshot.service_ports) {
     while (cached != ports_.end() && cached->first < name) drop_cached();
     if (cached == ports_.end() || name < cached->first) {
-      auto rules = std::make_shared<const PortRules>(service_renderer.render(*info));
-      ++last_rendered_ports_;
+      auto rules = render_port(*info);
       link(name, *rules, true, +1);
       cached = ports_.emplace_hint(cached, name, CachedPort{info, std::move(rules)});
     } else if (CachedPort& port = cached->second; port.info != info) {
       if (!(*port.info == *info)) {
-        auto rules = std::make_shared<const PortRules>(service_renderer.render(*info));
-        ++last_rendered_ports_;
+        auto rules = render_port(*info);
         if (!(*port.rules == *rules)) {
           const bool leaves = port.rules->nat_services != rules->nat_services;
           link(name, *port.rules, leaves, -1);
@@ -649,8 +653,8 @@ RenderedRules Renderer::render(const proxier::Snapshot& snapshot, const RenderOp
       append(nat_services, rules->nat_services);
       continue;
     }
-    for (const Rule& rule : rules->nat_services) {
-      if (!dispatch_address(rule)) nat_services.rules.push_back(rule);
+    for (std::size_t i = 0; i < rules->nat_services.size(); ++i) {
+      if (!rules->nat_service_addresses[i]) nat_services.rules.push_back(rules->nat_services[i]);
     }
   }
   if (tree) {

@@ -129,6 +129,9 @@ struct PortRules {
   std::vector<Chain> chains;  // KUBE-SVC-, KUBE-SVL-, KUBE-EXT-, KUBE-FW-, KUBE-SEP-
   std::vector<Rule> filter_services, filter_external, filter_nodeports, filter_firewall;
   std::vector<Rule> nat_services, nat_nodeports;
+  // For each of nat_services, the IPv4 host address the dispatch tree files it under (none:
+  // it stays in KUBE-SERVICES itself); computed once, when the port is rendered.
+  std::vector<std::optional<std::uint32_t>> nat_service_addresses;
   std::vector<std::string> loop_back;  // KUBE-LOOP-BACK entries (lean layout), sorted
   int no_local_endpoints_internal = 0;
   int no_local_endpoints_external = 0;
