@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <map>
+#include <type_traits>
 
 #include "kproxy/log.h"
 
@@ -155,13 +156,20 @@ Status IptablesProxier::sync(const proxier::SyncRequest& request) {
                         std::back_inserter(stale));
     created.assign(active.begin(), active.end());
   } else {
-    auto names = [](const std::vector<Chain>& chains) {
+    // Chain names of a port's chains or of the dispatch chains (held by pointer).
+    auto names = [](const auto& chains) {
       std::set<std::string> out;
-      for (const Chain& c : chains) out.insert(c.name);
+      for (const auto& c : chains) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(c)>, Chain>) {
+          out.insert(c.name);
+        } else {
+          out.insert(c->name);
+        }
+      }
       return out;
     };
     static const std::vector<Chain> kNone;
-    auto compare = [&](const std::vector<Chain>& before, const std::vector<Chain>& after) {
+    auto compare = [&](const auto& before, const auto& after) {
       const auto b = names(before), a = names(after);
       std::set_difference(b.begin(), b.end(), a.begin(), a.end(), std::back_inserter(stale));
       std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(created));
@@ -181,11 +189,7 @@ Status IptablesProxier::sync(const proxier::SyncRequest& request) {
       }
     }
     for (; old_it != previous->ports.end(); ++old_it) compare(old_it->second->chains, kNone);
-    std::set<std::string> b, a;
-    for (const auto& c : previous->nat_dispatch) b.insert(b.end(), c->name);
-    for (const auto& c : rules.nat_dispatch) a.insert(a.end(), c->name);
-    std::set_difference(b.begin(), b.end(), a.begin(), a.end(), std::back_inserter(stale));
-    std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(created));
+    compare(previous->nat_dispatch, rules.nat_dispatch);
     std::erase_if(stale, [&](const std::string& chain) { return !kernel_chains_->contains(chain); });
   }
 
