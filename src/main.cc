@@ -38,6 +38,9 @@
 #include "kproxy/k8s/informer.h"
 #include "kproxy/k8s/manifest_source.h"
 #include "kproxy/k8s/taint_keeper.h"
+#include "kproxy/sctp_userspace/addresses.h"
+#include "kproxy/sctp_userspace/proxy.h"
+#include "kproxy/sctp_userspace/proxy_metrics.h"
 #include "kproxy/log.h"
 #include "kproxy/version.h"
 
@@ -190,6 +193,27 @@ kproxy::iptables::IptablesProxierOptions iptables_options(const kproxy::config::
 
 // What the health-check node port servers need from a snapshot: each Service's port, and its
 // local Ready endpoints (distinct IPs, as kube-proxy's LocalReadyEndpoints).
+// --sctp-userspace-mode, after each successful sync: the proxy's table from the snapshot, its
+// Service addresses made local, then the table handed over (the proxy never blocks this).
+void update_sctp_proxy(kproxy::sctp_userspace::SctpProxy& proxy, kproxy::sctp_userspace::ServiceAddresses& addresses,
+                       const kproxy::proxier::Snapshot& snapshot, const kproxy::iptables::RenderOptions& render) {
+  kproxy::sctp_userspace::TableOptions o;
+  o.node = render.node;
+  if (render.local_detector.mode == kproxy::iptables::LocalDetector::Mode::kCidr) o.local_pod_cidr = render.local_detector.cidr;
+  if (render.node_ip) o.node_ips.push_back(*render.node_ip);
+  for (const auto& ip : kproxy::kernel::local_addresses()) {
+    if (ip.family() == snapshot.family && !ip.is_loopback() && ip != render.node_ip) o.node_ips.push_back(ip);
+  }
+  o.node_port_ips = render.node_port_ips;
+  auto table = kproxy::sctp_userspace::ProxyTable::build(snapshot, o);
+  if (auto s = addresses.ensure(table->service_addresses()); !s.ok()) spdlog::error("SCTP userspace mode: {}", s.message());
+  if (kproxy::log::v(3)) {
+    spdlog::info("SCTP userspace mode: {} SCTP service ports, {} addresses, {} ports", table->port_count(),
+                 table->service_addresses().size(), table->listen_ports().size());
+  }
+  proxy.update(std::move(table));
+}
+
 void sync_service_health(kproxy::health::ServiceHealthServer& server, const kproxy::proxier::Snapshot& snapshot) {
   std::map<kproxy::health::NamespacedName, std::uint16_t> ports;
   std::map<kproxy::health::NamespacedName, int> counts;
@@ -260,7 +284,12 @@ int main(int argc, char** argv) {
       spdlog::error("--cleanup ({}): {}", kproxy::kernel::flavour_name(cleanup_options.flavour), s.message());
       return 1;
     }
-    spdlog::info("--cleanup: removed kproxy's iptables rules ({}); exiting",
+    kproxy::sctp_userspace::LoopbackAddresses sctp_addresses;
+    if (auto s = sctp_addresses.ensure({}); !s.ok()) {
+      spdlog::error("--cleanup: {}", s.message());
+      return 1;
+    }
+    spdlog::info("--cleanup: removed kproxy's iptables rules ({}) and userspace-SCTP addresses; exiting",
                  kproxy::kernel::flavour_name(cleanup_options.flavour));
     return 0;
   }
@@ -291,8 +320,23 @@ int main(int argc, char** argv) {
       spdlog::warn("--sctp-userspace-mode: the kernel's SCTP module is loaded (allowed by "
                    "--sctp-userspace-allow-kernel-sctp); it will ABORT userspace SCTP associations on this node");
     }
-    spdlog::info("SCTP userspace mode: no rule names SCTP; SCTP Service ports are not proxied on this node until "
-                 "kproxy's userspace SCTP proxy lands (docs/sctp-userspace.md)");
+  }
+  // The userspace SCTP proxy: started before anything else touches the node, so that a missing
+  // CAP_NET_RAW exits with nothing changed.
+  std::unique_ptr<kproxy::sctp_userspace::SctpProxy> sctp_proxy;
+  kproxy::sctp_userspace::LoopbackAddresses sctp_addresses;
+  if (config.kproxy.sctp_userspace_mode) {
+    auto started = kproxy::sctp_userspace::SctpProxy::start({});
+    if (!started) {
+      std::fprintf(stderr, "kproxy: %s\n", started.error().c_str());
+      return 1;
+    }
+    sctp_proxy = std::move(*started);
+    spdlog::info("SCTP userspace mode: no rule names SCTP; SCTP Service ports are served by kproxy's usrsctp proxy, "
+                 "their addresses made local on lo (docs/sctp-userspace.md)");
+  } else if (auto left = sctp_addresses.list(); left.ok() && !left->empty()) {
+    // Started without the mode: the addresses a previous run in that mode added go.
+    if (auto s = sctp_addresses.ensure({}); !s.ok()) spdlog::error("{}", s.message());
   }
 
   // Where cluster state comes from is settled before anything touches the node: a missing
@@ -354,6 +398,7 @@ int main(int argc, char** argv) {
   kproxy::metrics::Registry registry;
   kproxy::metrics::KubeProxyMetrics metrics(registry, kproxy::metrics::ProxyMetricsMode::kIptables);
   kproxy::metrics::register_process_metrics(registry);
+  if (sctp_proxy) kproxy::sctp_userspace::register_proxy_metrics(registry, *sctp_proxy);
   std::unique_ptr<kproxy::metrics::MetricsServer> metrics_server;
   if (auto listen = config.metrics_bind_address.listen()) {
     kproxy::metrics::MetricsServerOptions metrics_options;
@@ -445,6 +490,7 @@ int main(int argc, char** argv) {
     metrics.set_endpoint_changes_pending(0);
     proxy_health.updated(kproxy::IpFamily::kIPv4);
     sync_service_health(service_health, *report.snapshot);
+    if (sctp_proxy) update_sctp_proxy(*sctp_proxy, sctp_addresses, *report.snapshot, backend.last_render_options());
     if (conntrack && proxier::conntrack_cleanup_needed(cleaned.get(), *report.snapshot)) {
       const auto start = std::chrono::steady_clock::now();
       auto deleted = proxier::cleanup_stale_flows(*conntrack, cleaned.get(), *report.snapshot,

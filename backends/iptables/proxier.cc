@@ -121,6 +121,7 @@ Status IptablesProxier::sync(const proxier::SyncRequest& request) {
     }
     render_options.node_port_ips = std::move(ips);
   }
+  last_render_options_ = render_options;
 
   if (!kernel_chains_) {
     if (Status s = load_kernel_chains(); !s.ok()) return s;

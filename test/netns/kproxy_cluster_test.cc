@@ -942,8 +942,18 @@ TEST_F(KproxyClusterTest, SctpUserspaceModeTaintsTheNodeAndWritesNoSctpRule) {
     RequestResult r = reaches(c1().ns, proto, at(kWebIp), 8, {"a1", "b2"});
     EXPECT_TRUE(answered(r, 8) && servers(r) == (std::set<std::string>{"a1", "b2"})) << describe(r);
   }
-  RequestResult sctp = TestCluster::request(c1().ns, Proto::kSctp, at(kWebIp), 1000, 1);
-  EXPECT_NE(sctp.exit_code, 0) << "no SCTP proxy yet, so nothing answers: " << describe(sctp);
+  // SCTP through kproxy's usrsctp proxy: ClusterIP from a pod and from the node, NodePort from
+  // outside, both endpoints; the proxy terminates the client's association, so endpoints see
+  // the node's address.
+  RequestResult sctp = reaches(c1().ns, Proto::kSctp, at(kWebIp), 12, {"a1", "b2"});
+  EXPECT_TRUE(answered(sctp, 12)) << describe(sctp) << g_suite->kproxy->stderr_text();
+  RequestResult node_port =
+      reaches(outside(), Proto::kSctp, at(cluster().node_ip(1), kWebNodePorts + proto_index(Proto::kSctp)), 8, {"a1", "b2"});
+  EXPECT_TRUE(answered(node_port, 8)) << describe(node_port);
+  RequestResult sticky = TestCluster::request(c1().ns, Proto::kSctp, at(kStickyIp), 2000, 8);
+  EXPECT_TRUE(answered(sticky, 8) && servers(sticky).size() == 1) << "ClientIP affinity\n" << describe(sticky);
+  RequestResult empty = TestCluster::request(c1().ns, Proto::kSctp, at(kEmptyIp), 2000);
+  EXPECT_EQ(empty.exit_code, 2) << "a Service without endpoints refuses (ABORT)\n" << describe(empty);
 
   ASSERT_TRUE(restart(false)) << g_suite->kproxy->describe();
   EXPECT_TRUE(wait_for([&] { return !has_taint(); })) << g_suite->kproxy->stderr_text();

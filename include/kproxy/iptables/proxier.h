@@ -68,6 +68,9 @@ class IptablesProxier final : public proxier::ProxierBackend {
   const IptablesSyncFigures& last_figures() const { return figures_; }
   // The last rule set rendered (for the tracer and debugging).
   const std::optional<RenderedRules>& last_rendered() const { return rendered_; }
+  // The options of the last render: the configured ones completed from the Node object
+  // (node IP, pod CIDR) and the local addresses (--nodeport-addresses).
+  const RenderOptions& last_render_options() const { return last_render_options_; }
 
  private:
   Status load_kernel_chains();
@@ -100,6 +103,7 @@ class IptablesProxier final : public proxier::ProxierBackend {
   IptablesSyncFigures figures_;
   Renderer renderer_;
   std::optional<RenderedRules> rendered_;
+  RenderOptions last_render_options_;
 };
 
 // The service chains declared in an iptables-save output (":KUBE-SVC-... - [0:0]" lines).

@@ -1,0 +1,768 @@
+// The userspace SCTP proxy's event loop (include/kproxy/sctp_userspace/proxy.h).
+//
+// Threading: usrsctp is started with usrsctp_init_nothreads, so it runs only inside calls made
+// by the loop thread (conninput, timers, socket calls), and every callback it makes (the
+// AF_CONN output function, socket upcalls) runs on the loop thread too. Upcalls only mark a
+// socket dirty; the loop does the work after the usrsctp call returns. No usrsctp call is
+// ever made from a callback, and sockets are only closed from the loop (usrsctp 0.9.5 frees
+// a socket twice when a close races its own receive thread: there is none here).
+#include "kproxy/sctp_userspace/proxy.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <usrsctp.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "kproxy/log.h"
+
+namespace kproxy::sctp_userspace {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::uint8_t kChunkInit = 1;
+constexpr std::uint8_t kChunkAbort = 6;
+constexpr std::uint64_t kListenerBit = std::uint64_t{1} << 63;
+
+// One (local IPv4, remote IPv4) pair, network byte order. Its address is the AF_CONN
+// address usrsctp hands back to the output callback, so it never moves or dies while usrsctp
+// may still send on it (kept until idle for a while and unused by any relay).
+struct Path {
+  std::uint32_t local = 0;
+  std::uint32_t remote = 0;
+  int relays = 0;
+  Clock::time_point last_used;
+};
+
+IpAddress v4(std::uint32_t network_order) { return IpAddress::from_v4(ntohl(network_order)); }
+std::uint32_t net(const IpAddress& ip) { return htonl(ip.v4_host_order()); }
+
+std::string errno_text(int e) { return std::strerror(e); }
+
+extern "C" int usrsctp_sysctl_set_sctp_debug_on(std::uint32_t);
+void debug_printf(const char* format, ...) {
+  va_list ap;
+  va_start(ap, format);
+  std::vfprintf(stderr, format, ap);
+  va_end(ap);
+}
+
+}  // namespace
+
+struct SctpProxy::Impl {
+  // Directions of a relay.
+  enum Dir { kToEndpoint = 0, kToClient = 1 };
+
+  struct Message {
+    std::vector<std::uint8_t> data;
+    sctp_sndinfo info{};
+  };
+
+  struct Relay {
+    std::uint64_t id = 0;
+    struct socket* client = nullptr;
+    struct socket* endpoint = nullptr;
+    Path* client_path = nullptr;
+    Path* endpoint_path = nullptr;
+    std::uint16_t endpoint_local_port = 0;
+    std::uint16_t listen_port = 0;  // the port the client connected to
+    proxier::ServicePortName service;
+    IpAddress client_ip;
+    std::optional<Target> target;
+    std::set<Target> tried;
+    bool up = false;  // the endpoint association is established
+    std::uint16_t client_in = 0, client_out = 0;  // streams client->proxy, proxy->client
+    // Per direction: the message being reassembled, a complete one waiting for room, and
+    // whether the source side ended (SHUTDOWN received: read returned 0).
+    Message partial[2];
+    std::optional<Message> pending[2];
+    bool eof[2] = {false, false};
+    bool shut[2] = {false, false};  // usrsctp_shutdown sent toward that direction's sink
+    bool dead = false;
+  };
+
+  ProxyOptions options;
+  int raw = -1;
+  int wake = -1;
+  std::thread thread;
+  std::atomic<bool> stopping{false};
+
+  std::mutex table_mutex;
+  std::shared_ptr<const ProxyTable> incoming;  // guarded by table_mutex
+  std::shared_ptr<const ProxyTable> table;     // the loop's
+
+  std::map<std::pair<std::uint32_t, std::uint32_t>, std::unique_ptr<Path>> paths;
+  std::map<std::uint16_t, struct socket*> listeners;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Relay>> relays;
+  std::set<std::uint16_t> endpoint_ports;  // bound by endpoint-side sockets
+  std::uint16_t next_port = 0;
+  std::uint64_t next_id = 1;
+  std::vector<std::uint64_t> dirty;
+  std::map<std::uint32_t, std::uint32_t> source_for;  // endpoint IP -> node address (routing)
+  AffinityTable affinity;
+  std::mt19937_64 rng{std::random_device{}()};
+  std::vector<std::uint8_t> buffer = std::vector<std::uint8_t>(65536 + 256);
+
+  struct Counters {
+    std::atomic<std::uint64_t> active{0}, total{0}, msg_out{0}, bytes_out{0}, msg_in{0}, bytes_in{0}, failures{0},
+        rejected{0}, packets_in{0}, packets_out{0};
+  } counters;
+
+  static Impl* instance;
+
+  // --- lower layer ---------------------------------------------------------------------------
+
+  static int output(void* addr, void* data, std::size_t length, std::uint8_t tos, std::uint8_t /*set_df*/) {
+    Impl* self = instance;
+    auto* path = static_cast<Path*>(addr);
+    if (self == nullptr || path == nullptr) return -1;
+    path->last_used = Clock::now();
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_addr.s_addr = path->remote;
+    iovec iov{data, length};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in_pktinfo))] = {};
+    msghdr msg{};
+    msg.msg_name = &to;
+    msg.msg_namelen = sizeof to;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+    in_pktinfo info{};
+    info.ipi_spec_dst.s_addr = path->local;
+    std::memcpy(CMSG_DATA(c), &info, sizeof info);
+    (void)tos;
+    if (sendmsg(self->raw, &msg, MSG_DONTWAIT) < 0) {
+      if (log::v(4)) spdlog::debug("sctp proxy: send to {}: {}", v4(path->remote).to_string(), errno_text(errno));
+      return -1;
+    }
+    self->counters.packets_out.fetch_add(1, std::memory_order_relaxed);
+    return 0;
+  }
+
+  static void upcall(struct socket* /*s*/, void* arg, int /*flags*/) {
+    if (instance != nullptr) instance->dirty.push_back(reinterpret_cast<std::uintptr_t>(arg));
+  }
+
+  Path* path(std::uint32_t local, std::uint32_t remote) {
+    auto& slot = paths[{local, remote}];
+    if (!slot) {
+      slot = std::make_unique<Path>();
+      slot->local = local;
+      slot->remote = remote;
+      // usrsctp looks associations of bound-all sockets up only by local addresses it knows.
+      usrsctp_register_address(slot.get());
+    }
+    slot->last_used = Clock::now();
+    return slot.get();
+  }
+
+  // An ABORT answering an INIT (its initiate tag becomes the verification tag).
+  void send_abort_for_init(std::uint32_t local, std::uint32_t remote, const std::uint8_t* sctp, std::size_t len) {
+    if (len < 12 + 20) return;
+    std::uint8_t out[16] = {};
+    std::memcpy(out, sctp + 2, 2);          // source port: the INIT's destination
+    std::memcpy(out + 2, sctp, 2);          // destination port: the INIT's source
+    std::memcpy(out + 4, sctp + 12 + 4, 4);  // verification tag: the INIT's initiate tag
+    out[12] = kChunkAbort;
+    out[15] = 4;  // chunk length
+    const std::uint32_t crc = usrsctp_crc32c(out, sizeof out);
+    std::memcpy(out + 8, &crc, 4);
+    Path p{local, remote, 0, Clock::now()};
+    output(&p, out, sizeof out, 0, 0);
+  }
+
+  void receive_packets() {
+    for (int i = 0; i < 256; ++i) {
+      const ssize_t n = recv(raw, buffer.data(), buffer.size(), MSG_DONTWAIT);
+      if (n < 0) return;
+      counters.packets_in.fetch_add(1, std::memory_order_relaxed);
+      const std::uint8_t* b = buffer.data();
+      if (n < 20 || (b[0] >> 4) != 4) continue;
+      const std::size_t ihl = (b[0] & 0x0f) * 4u;
+      if (static_cast<std::size_t>(n) < ihl + 12) continue;
+      std::uint32_t src = 0, dst = 0;
+      std::memcpy(&src, b + 12, 4);
+      std::memcpy(&dst, b + 16, 4);
+      const std::uint8_t* sctp = b + ihl;
+      const std::size_t len = static_cast<std::size_t>(n) - ihl;
+      const std::uint16_t dport = static_cast<std::uint16_t>(sctp[2] << 8 | sctp[3]);
+      const bool ours_as_client = endpoint_ports.contains(dport);
+      if (!ours_as_client) {
+        if (!table || !table->answers(v4(dst), dport)) continue;  // another stack's packet
+        if (len >= 16 && sctp[12] == kChunkInit) {
+          const Decision d = table->decide(v4(dst), dport, v4(src));
+          const bool full = relays.size() >= options.max_associations;
+          if (d.verdict == Decision::Verdict::kDrop) {
+            if (log::v(4)) spdlog::debug("sctp proxy: INIT from {} to {}:{} dropped: {}", v4(src).to_string(),
+                                         v4(dst).to_string(), dport, d.reason);
+            continue;
+          }
+          if (d.verdict != Decision::Verdict::kForward || full) {
+            if (log::v(2)) {
+              spdlog::info("sctp proxy: INIT from {} to {}:{} refused: {}", v4(src).to_string(), v4(dst).to_string(),
+                           dport, full ? "too many associations" : d.reason);
+            }
+            counters.rejected.fetch_add(1, std::memory_order_relaxed);
+            send_abort_for_init(dst, src, sctp, len);
+            continue;
+          }
+        }
+      }
+      usrsctp_conninput(path(dst, src), sctp, len, 0);
+    }
+  }
+
+  // --- sockets ---------------------------------------------------------------------------
+
+  void configure(struct socket* s, std::uint16_t ostreams, std::uint16_t instreams, std::uint64_t id) {
+    usrsctp_set_non_blocking(s, 1);
+    const int on = 1;
+    usrsctp_setsockopt(s, IPPROTO_SCTP, SCTP_NODELAY, &on, sizeof on);
+    usrsctp_setsockopt(s, IPPROTO_SCTP, SCTP_RECVRCVINFO, &on, sizeof on);
+    const int buf = options.socket_buffer_bytes;
+    usrsctp_setsockopt(s, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+    usrsctp_setsockopt(s, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+    for (std::uint16_t type : {SCTP_ASSOC_CHANGE}) {
+      sctp_event ev{};
+      ev.se_assoc_id = SCTP_ALL_ASSOC;
+      ev.se_type = type;
+      ev.se_on = 1;
+      usrsctp_setsockopt(s, IPPROTO_SCTP, SCTP_EVENT, &ev, sizeof ev);
+    }
+    sctp_initmsg init{};
+    init.sinit_num_ostreams = ostreams;
+    init.sinit_max_instreams = instreams;
+    init.sinit_max_attempts = options.init_attempts;
+    init.sinit_max_init_timeo = options.init_timeout_ms;
+    usrsctp_setsockopt(s, IPPROTO_SCTP, SCTP_INITMSG, &init, sizeof init);
+    usrsctp_set_upcall(s, &Impl::upcall, reinterpret_cast<void*>(static_cast<std::uintptr_t>(id)));
+  }
+
+  void sync_listeners() {
+    const std::set<std::uint16_t> want = table ? table->listen_ports() : std::set<std::uint16_t>{};
+    for (auto it = listeners.begin(); it != listeners.end();) {
+      if (want.contains(it->first)) {
+        ++it;
+        continue;
+      }
+      usrsctp_set_upcall(it->second, nullptr, nullptr);
+      usrsctp_close(it->second);
+      it = listeners.erase(it);
+    }
+    for (std::uint16_t port : want) {
+      if (listeners.contains(port)) continue;
+      struct socket* s = usrsctp_socket(AF_CONN, SOCK_STREAM, IPPROTO_SCTP, nullptr, nullptr, 0, nullptr);
+      if (s == nullptr) {
+        spdlog::error("sctp proxy: socket for port {}: {}", port, errno_text(errno));
+        continue;
+      }
+      configure(s, options.streams, options.streams, kListenerBit | port);
+      sockaddr_conn a{};
+      a.sconn_family = AF_CONN;
+      a.sconn_port = htons(port);
+      a.sconn_addr = nullptr;  // every AF_CONN address
+      if (usrsctp_bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || usrsctp_listen(s, 1024) != 0) {
+        spdlog::error("sctp proxy: listen on port {}: {}", port, errno_text(errno));
+        usrsctp_set_upcall(s, nullptr, nullptr);
+        usrsctp_close(s);
+        continue;
+      }
+      listeners.emplace(port, s);
+    }
+  }
+
+  std::optional<std::uint32_t> source_address(std::uint32_t endpoint) {
+    if (auto it = source_for.find(endpoint); it != source_for.end()) return it->second;
+    const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return std::nullopt;
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(9);
+    to.sin_addr.s_addr = endpoint;
+    sockaddr_in me{};
+    socklen_t len = sizeof me;
+    std::optional<std::uint32_t> out;
+    if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&me), &len) == 0) {
+      out = me.sin_addr.s_addr;
+      source_for[endpoint] = *out;
+    }
+    close(fd);
+    return out;
+  }
+
+  std::optional<std::uint16_t> allocate_port() {
+    const std::uint32_t first = options.local_port_first, last = options.local_port_last;
+    const std::uint32_t span = last - first + 1;
+    for (std::uint32_t i = 0; i < span; ++i) {
+      const std::uint16_t p = static_cast<std::uint16_t>(first + (next_port + i) % span);
+      if (endpoint_ports.contains(p) || (table && table->listen_ports().contains(p))) continue;
+      next_port = static_cast<std::uint16_t>((next_port + i + 1) % span);
+      return p;
+    }
+    return std::nullopt;
+  }
+
+  void close_socket(struct socket*& s, bool abort) {
+    if (s == nullptr) return;
+    usrsctp_set_upcall(s, nullptr, nullptr);
+    if (abort) {
+      linger l{1, 0};
+      usrsctp_setsockopt(s, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    }
+    usrsctp_close(s);
+    s = nullptr;
+  }
+
+  void release_endpoint_side(Relay& r, bool abort) {
+    close_socket(r.endpoint, abort);
+    if (r.endpoint_local_port != 0) endpoint_ports.erase(r.endpoint_local_port);
+    r.endpoint_local_port = 0;
+    if (r.endpoint_path != nullptr) --r.endpoint_path->relays;
+    r.endpoint_path = nullptr;
+    r.up = false;
+  }
+
+  void finish(Relay& r, bool abort, std::string_view why) {
+    if (r.dead) return;
+    if (log::v(3)) {
+      spdlog::info("sctp proxy: association {} from {} for {} ended{}: {}", r.id, r.client_ip.to_string(),
+                   proxier::to_string(r.service), abort ? " (aborted)" : "", why);
+    }
+    release_endpoint_side(r, abort);
+    close_socket(r.client, abort);
+    if (r.client_path != nullptr) --r.client_path->relays;
+    r.client_path = nullptr;
+    r.dead = true;
+    counters.active.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  // Opens the endpoint side to the next endpoint, or aborts the client when none is left.
+  void connect_next(Relay& r) {
+    while (static_cast<int>(r.tried.size()) < options.endpoint_attempts) {
+      const PortEntry* port = table ? table->find(r.service) : nullptr;
+      if (port == nullptr) return finish(r, true, "service port removed");
+      const Decision d = table->decide(v4(r.client_path->local), r.listen_port, r.client_ip);
+      if (d.verdict != Decision::Verdict::kForward) return finish(r, true, d.reason);
+      auto target = affinity.pick(*d.port, r.client_ip, *d.candidates, r.tried, Clock::now(), rng);
+      if (!target) break;
+      r.tried.insert(*target);
+      r.target = target;
+      if (start_endpoint(r, *target)) return;
+      counters.failures.fetch_add(1, std::memory_order_relaxed);
+    }
+    finish(r, true, "no endpoint accepted the association");
+  }
+
+  bool start_endpoint(Relay& r, const Target& t) {
+    const std::uint32_t ep = net(t.ip);
+    const auto src = source_address(ep);
+    const auto port = allocate_port();
+    if (!src || !port) {
+      spdlog::warn("sctp proxy: no {} toward endpoint {}", !src ? "route" : "free local port", t.to_string());
+      return false;
+    }
+    struct socket* s = usrsctp_socket(AF_CONN, SOCK_STREAM, IPPROTO_SCTP, nullptr, nullptr, 0, nullptr);
+    if (s == nullptr) return false;
+    configure(s, r.client_in, r.client_out, r.id);
+    Path* p = path(*src, ep);
+    sockaddr_conn local{};
+    local.sconn_family = AF_CONN;
+    local.sconn_port = htons(*port);
+    local.sconn_addr = nullptr;
+    if (usrsctp_bind(s, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+      spdlog::warn("sctp proxy: bind port {}: {}", *port, errno_text(errno));
+      close_socket(s, true);
+      return false;
+    }
+    endpoint_ports.insert(*port);
+    r.endpoint = s;
+    r.endpoint_local_port = *port;
+    r.endpoint_path = p;
+    ++p->relays;
+    sockaddr_conn to{};
+    to.sconn_family = AF_CONN;
+    to.sconn_port = htons(t.port);
+    to.sconn_addr = p;
+    if (usrsctp_connect(s, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0 && errno != EINPROGRESS) {
+      spdlog::warn("sctp proxy: connect to {}: {}", t.to_string(), errno_text(errno));
+      release_endpoint_side(r, true);
+      return false;
+    }
+    if (log::v(4)) {
+      spdlog::debug("sctp proxy: association {} from {}: connecting to {} from port {}", r.id, r.client_ip.to_string(),
+                    t.to_string(), *port);
+    }
+    return true;
+  }
+
+  void accept_on(std::uint16_t port, struct socket* listener) {
+    for (;;) {
+      sockaddr_conn from{};
+      socklen_t len = sizeof from;
+      struct socket* c = usrsctp_accept(listener, reinterpret_cast<sockaddr*>(&from), &len);
+      if (c == nullptr) return;
+      auto* p = static_cast<Path*>(from.sconn_addr);
+      auto relay = std::make_unique<Relay>();
+      Relay& r = *relay;
+      r.id = next_id++;
+      r.client = c;
+      r.client_path = p;
+      r.listen_port = port;
+      if (p != nullptr) ++p->relays;
+      r.client_ip = p != nullptr ? v4(p->remote) : IpAddress();
+      relays.emplace(r.id, std::move(relay));
+      counters.active.fetch_add(1, std::memory_order_relaxed);
+      counters.total.fetch_add(1, std::memory_order_relaxed);
+      configure(c, options.streams, options.streams, r.id);
+      if (p == nullptr || !table) {
+        finish(r, true, "no path");
+        continue;
+      }
+      sctp_status st{};
+      socklen_t st_len = sizeof st;
+      if (usrsctp_getsockopt(c, IPPROTO_SCTP, SCTP_STATUS, &st, &st_len) != 0) {
+        finish(r, true, "no status");
+        continue;
+      }
+      r.client_in = st.sstat_instrms;
+      r.client_out = st.sstat_outstrms;
+      const Decision d = table->decide(v4(p->local), port, r.client_ip);
+      if (d.verdict != Decision::Verdict::kForward) {
+        finish(r, true, d.reason);
+        continue;
+      }
+      r.service = d.port->name;
+      connect_next(r);
+    }
+  }
+
+  // --- relaying --------------------------------------------------------------------------
+
+  struct socket* source(Relay& r, Dir d) { return d == kToEndpoint ? r.client : r.endpoint; }
+  struct socket* sink(Relay& r, Dir d) { return d == kToEndpoint ? r.endpoint : r.client; }
+
+  // Sends the pending message of direction d; false while the sink has no room.
+  bool flush(Relay& r, Dir d) {
+    if (!r.pending[d]) return true;
+    Message& m = *r.pending[d];
+    const ssize_t n = usrsctp_sendv(sink(r, d), m.data.data(), m.data.size(), nullptr, 0, &m.info, sizeof m.info,
+                                    SCTP_SENDV_SNDINFO, 0);
+    if (n < 0) {
+      if (errno == EWOULDBLOCK || errno == EAGAIN) return false;
+      // The sink is gone or shutting down: the message has nowhere to go.
+      if (log::v(4)) spdlog::debug("sctp proxy: association {}: send: {}", r.id, errno_text(errno));
+      r.pending[d].reset();
+      return true;
+    }
+    auto& msgs = d == kToEndpoint ? counters.msg_out : counters.msg_in;
+    auto& bytes = d == kToEndpoint ? counters.bytes_out : counters.bytes_in;
+    msgs.fetch_add(1, std::memory_order_relaxed);
+    bytes.fetch_add(m.data.size(), std::memory_order_relaxed);
+    r.pending[d].reset();
+    return true;
+  }
+
+  // Handles a notification read from side `from`; false when the relay ended.
+  bool notification(Relay& r, Dir from, const std::uint8_t* data, std::size_t len) {
+    const auto* n = reinterpret_cast<const sctp_notification*>(data);
+    if (len < sizeof(sctp_assoc_change) || n->sn_header.sn_type != SCTP_ASSOC_CHANGE) return true;
+    const sctp_assoc_change& ac = n->sn_assoc_change;
+    const bool endpoint_side = from == kToClient;
+    if (endpoint_side && !r.up) {
+      if (ac.sac_state == SCTP_COMM_UP) {
+        if (ac.sac_outbound_streams < r.client_in) {
+          spdlog::warn("sctp proxy: endpoint {} granted {} streams, the client uses {}: association {} aborted",
+                       r.target ? r.target->to_string() : "?", ac.sac_outbound_streams, r.client_in, r.id);
+          finish(r, true, "endpoint granted fewer streams");
+          return false;
+        }
+        r.up = true;
+        return true;
+      }
+      if (ac.sac_state == SCTP_CANT_STR_ASSOC || ac.sac_state == SCTP_COMM_LOST) {
+        counters.failures.fetch_add(1, std::memory_order_relaxed);
+        if (log::v(2)) {
+          spdlog::info("sctp proxy: endpoint {} did not accept association {} (state {}, error {}), trying another",
+                       r.target ? r.target->to_string() : "?", r.id, ac.sac_state, ac.sac_error);
+        }
+        release_endpoint_side(r, true);
+        connect_next(r);  // a new endpoint association, or the end of the relay
+        return false;
+      }
+      return true;
+    }
+    if (ac.sac_state == SCTP_COMM_LOST || ac.sac_state == SCTP_CANT_STR_ASSOC) {
+      finish(r, true, endpoint_side ? "endpoint association lost" : "client association lost");
+      return false;
+    }
+    if (ac.sac_state == SCTP_SHUTDOWN_COMP) r.eof[from] = true;
+    return true;
+  }
+
+  // Moves messages from direction d's source to its sink until one side has to wait.
+  // False when the relay ended.
+  bool pump(Relay& r, Dir d) {
+    for (;;) {
+      if (!flush(r, d)) return true;  // the sink's WRITE upcall brings us back
+      if (r.eof[d]) break;
+      struct socket* from = source(r, d);
+      if (from == nullptr) return true;
+      sctp_rcvinfo info{};
+      socklen_t info_len = sizeof info;
+      unsigned int info_type = 0;
+      int flags = 0;
+      sockaddr_conn addr{};
+      socklen_t addr_len = sizeof addr;
+      const ssize_t n = usrsctp_recvv(from, buffer.data(), buffer.size(), reinterpret_cast<sockaddr*>(&addr), &addr_len,
+                                      &info, &info_len, &info_type, &flags);
+      if (n < 0) {
+        if (errno == EWOULDBLOCK || errno == EAGAIN) return true;
+        finish(r, true, std::string(d == kToEndpoint ? "client" : "endpoint") + " read: " + errno_text(errno));
+        return false;
+      }
+      if (n == 0) {
+        r.eof[d] = true;
+        break;
+      }
+      if (flags & MSG_NOTIFICATION) {
+        if (!notification(r, d, buffer.data(), static_cast<std::size_t>(n))) return false;
+        if (d == kToClient && !r.up) return true;  // still connecting (or a new endpoint is)
+        continue;
+      }
+      Message& m = r.partial[d];
+      if (m.data.size() + static_cast<std::size_t>(n) > options.max_message_bytes) {
+        spdlog::warn("sctp proxy: association {}: a message exceeds {} bytes; aborted", r.id, options.max_message_bytes);
+        finish(r, true, "message too large");
+        return false;
+      }
+      m.data.insert(m.data.end(), buffer.begin(), buffer.begin() + n);
+      if (info_type == SCTP_RECVV_RCVINFO) {
+        m.info.snd_sid = info.rcv_sid;
+        m.info.snd_ppid = info.rcv_ppid;
+        m.info.snd_flags = static_cast<std::uint16_t>(info.rcv_flags & SCTP_UNORDERED);
+      }
+      if (flags & MSG_EOR) {
+        r.pending[d] = std::move(m);
+        m = Message{};
+      }
+    }
+    // The source ended: once everything read was passed on, end the sink's side too.
+    if (!r.pending[d] && !r.shut[d] && sink(r, d) != nullptr) {
+      usrsctp_shutdown(sink(r, d), SHUT_WR);
+      r.shut[d] = true;
+    }
+    if (r.eof[kToEndpoint] && r.eof[kToClient]) {
+      finish(r, false, "shut down");
+      return false;
+    }
+    return true;
+  }
+
+  void process(Relay& r) {
+    if (r.dead) return;
+    if (!r.up) {
+      // Only the endpoint side is read while it connects; the client's data waits in its
+      // socket (its receive window is the back-pressure).
+      pump(r, kToClient);
+      if (r.dead || !r.up) return;
+    }
+    if (!pump(r, kToEndpoint) || r.dead) return;
+    pump(r, kToClient);
+  }
+
+  void run_dirty() {
+    for (int round = 0; round < 64 && !dirty.empty(); ++round) {
+      std::vector<std::uint64_t> work;
+      work.swap(dirty);
+      std::set<std::uint64_t> seen;
+      for (std::uint64_t id : work) {
+        if (!seen.insert(id).second) continue;
+        if (id & kListenerBit) {
+          const auto port = static_cast<std::uint16_t>(id & 0xffff);
+          if (auto it = listeners.find(port); it != listeners.end()) accept_on(port, it->second);
+          continue;
+        }
+        if (auto it = relays.find(id); it != relays.end()) process(*it->second);
+      }
+    }
+    std::erase_if(relays, [](const auto& kv) { return kv.second->dead; });
+  }
+
+  // --- configuration ---------------------------------------------------------------------
+
+  void apply_table() {
+    std::shared_ptr<const ProxyTable> next;
+    {
+      std::lock_guard lock(table_mutex);
+      next = std::move(incoming);
+    }
+    if (!next) return;
+    table = std::move(next);
+    source_for.clear();
+    sync_listeners();
+    // Associations whose service port or endpoint left the table end on both sides.
+    for (auto& [id, r] : relays) {
+      if (r->dead || !r->target) continue;
+      const PortEntry* port = table->find(r->service);
+      if (port == nullptr || !port->serves(*r->target)) {
+        if (log::v(2)) {
+          spdlog::info("sctp proxy: endpoint {} of {} removed: association {} aborted", r->target->to_string(),
+                       proxier::to_string(r->service), id);
+        }
+        finish(*r, true, "endpoint removed");
+      }
+    }
+    std::erase_if(relays, [](const auto& kv) { return kv.second->dead; });
+  }
+
+  void collect_paths(Clock::time_point now) {
+    std::erase_if(paths, [&](const auto& kv) {
+      if (kv.second->relays != 0 || now - kv.second->last_used <= std::chrono::minutes(5)) return false;
+      usrsctp_deregister_address(kv.second.get());
+      return true;
+    });
+    affinity.expire(now);
+  }
+
+  void loop() {
+    auto last_timer = Clock::now();
+    auto last_collect = last_timer;
+    while (!stopping.load()) {
+      pollfd fds[2] = {{raw, POLLIN, 0}, {wake, POLLIN, 0}};
+      poll(fds, 2, relays.empty() ? 100 : 10);
+      const auto now = Clock::now();
+      const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now - last_timer).count();
+      if (elapsed > 0) {
+        usrsctp_handle_timers(static_cast<std::uint32_t>(elapsed));
+        last_timer += std::chrono::milliseconds(elapsed);
+      }
+      if (fds[1].revents & POLLIN) {
+        std::uint64_t v = 0;
+        (void)!read(wake, &v, sizeof v);
+        apply_table();
+      }
+      if (fds[0].revents & POLLIN) receive_packets();
+      run_dirty();
+      if (now - last_collect > std::chrono::seconds(10)) {
+        collect_paths(now);
+        last_collect = now;
+      }
+    }
+    for (auto& [id, r] : relays) finish(*r, true, "proxy stopping");
+    relays.clear();
+    for (auto& [port, s] : listeners) {
+      usrsctp_set_upcall(s, nullptr, nullptr);
+      usrsctp_close(s);
+    }
+    listeners.clear();
+    // Let usrsctp send the ABORTs and free what it holds before the paths go.
+    for (int i = 0; i < 50 && usrsctp_finish() != 0; ++i) {
+      usrsctp_handle_timers(100);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+};
+
+SctpProxy::Impl* SctpProxy::Impl::instance = nullptr;
+
+Expected<std::unique_ptr<SctpProxy>> SctpProxy::start(const ProxyOptions& options) {
+  if (Impl::instance != nullptr) return Error("the userspace SCTP proxy is already running in this process");
+  const int raw = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_SCTP);
+  if (raw < 0) {
+    const int e = errno;
+    if (e == EPERM || e == EACCES) {
+      return Error(
+          "--sctp-userspace-mode needs CAP_NET_RAW to receive and send SCTP packets on a raw socket "
+          "(add NET_RAW to the container's capabilities, or run privileged): " +
+          errno_text(e));
+    }
+    return Error("raw SCTP socket: " + errno_text(e));
+  }
+  const int big = 4 << 20;
+  setsockopt(raw, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  setsockopt(raw, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  const int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake < 0) {
+    close(raw);
+    return Error("eventfd: " + errno_text(errno));
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->raw = raw;
+  impl->wake = wake;
+  Impl::instance = impl.get();
+  usrsctp_init_nothreads(0, &Impl::output, getenv("KPROXY_USRSCTP_DEBUG") ? &debug_printf : nullptr);
+  if (getenv("KPROXY_USRSCTP_DEBUG")) usrsctp_sysctl_set_sctp_debug_on(0xffffffff);
+  usrsctp_sysctl_set_sctp_heartbeat_interval_default(options.heartbeat_interval_ms);
+  usrsctp_sysctl_set_sctp_ecn_enable(0);
+  Impl* p = impl.get();
+  impl->thread = std::thread([p] { p->loop(); });
+  return std::unique_ptr<SctpProxy>(new SctpProxy(std::move(impl)));
+}
+
+SctpProxy::SctpProxy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+SctpProxy::~SctpProxy() {
+  impl_->stopping.store(true);
+  const std::uint64_t one = 1;
+  (void)!write(impl_->wake, &one, sizeof one);
+  if (impl_->thread.joinable()) impl_->thread.join();
+  close(impl_->raw);
+  close(impl_->wake);
+  Impl::instance = nullptr;
+}
+
+void SctpProxy::update(std::shared_ptr<const ProxyTable> table) {
+  {
+    std::lock_guard lock(impl_->table_mutex);
+    impl_->incoming = std::move(table);
+  }
+  const std::uint64_t one = 1;
+  (void)!write(impl_->wake, &one, sizeof one);
+}
+
+ProxyStats SctpProxy::stats() const {
+  const auto& c = impl_->counters;
+  ProxyStats s;
+  s.associations_active = c.active.load();
+  s.associations_total = c.total.load();
+  s.messages_to_endpoint = c.msg_out.load();
+  s.bytes_to_endpoint = c.bytes_out.load();
+  s.messages_to_client = c.msg_in.load();
+  s.bytes_to_client = c.bytes_in.load();
+  s.endpoint_connect_failures = c.failures.load();
+  s.rejected = c.rejected.load();
+  s.packets_in = c.packets_in.load();
+  s.packets_out = c.packets_out.load();
+  return s;
+}
+
+}  // namespace kproxy::sctp_userspace
