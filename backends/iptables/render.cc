@@ -41,7 +41,21 @@ class ServiceRenderer {
   PortRules render(const ServicePortInfo& svc) {
     PortRules out;
     if (options_.sctp_userspace && svc.name.protocol == model::Protocol::kSctp) {
+      // The userspace proxy answers this port; its addresses are local to the node
+      // (docs/sctp-userspace.md, "Steering"). Other TCP and UDP to them is refused as
+      // traffic to a port without endpoints is, instead of reaching the node's own sockets.
       out.sctp_not_proxied = true;
+      const std::string comment = proxier::to_string(svc.name) + " userspace SCTP address: only SCTP is answered";
+      auto refuse = [&](const IpAddress& ip) {
+        if (ip.family() != options_.family || ip.is_unspecified()) return;
+        const Address to{Address::Direction::kDestination, *Cidr::make(ip, ip.is_v4() ? 32 : 128)};
+        for (auto p : {model::Protocol::kTcp, model::Protocol::kUdp}) {
+          out.filter_external.push_back(Rule{{Comment{comment}, Protocol{p}, to}, Verdict{Verdict::Kind::kReject}});
+        }
+      };
+      refuse(svc.cluster_ip);
+      for (const IpAddress& ip : svc.external_ips) refuse(ip);
+      for (const IpAddress& ip : svc.load_balancer_vips) refuse(ip);
       return out;
     }
     render_into(svc, out);

@@ -108,6 +108,16 @@ TEST(Render, SctpUserspaceModeWritesNoSctpRule) {
     EXPECT_EQ(text.find("sctp"), std::string::npos) << text;
     EXPECT_EQ(rules.stats.sctp_ports_not_proxied, 2);
     EXPECT_TRUE(rules.service_chains(mme.info().name).empty());
+    // The SCTP ports' addresses are local to the node: other TCP and UDP to them is refused.
+    const std::string external = chain_text(rules, Table::kFilter, kExternalServicesChain);
+    for (const char* ip : {"10.96.0.20", "203.0.113.20", "10.96.0.21"}) {
+      for (const char* proto : {"tcp", "udp"}) {
+        EXPECT_NE(external.find(std::string("only SCTP is answered\" -m ") + proto + " -p " + proto + " -d " + ip +
+                                " -j REJECT\n"),
+                  std::string::npos)
+            << external;
+      }
+    }
     for (const auto& set : rules.ipsets) {
       for (const auto& entry : set->entries) EXPECT_EQ(entry.find("sctp"), std::string::npos) << entry;
     }
