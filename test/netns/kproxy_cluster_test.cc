@@ -952,6 +952,10 @@ TEST_F(KproxyClusterTest, SctpUserspaceModeTaintsTheNodeAndWritesNoSctpRule) {
   EXPECT_TRUE(answered(node_port, 8)) << describe(node_port);
   RequestResult sticky = TestCluster::request(c1().ns, Proto::kSctp, at(kStickyIp), 2000, 8);
   EXPECT_TRUE(answered(sticky, 8) && servers(sticky).size() == 1) << "ClientIP affinity\n" << describe(sticky);
+  // Message boundaries (1 B to 64 KiB, partial delivery reassembled), stream ids, PPIDs and
+  // the unordered flag survive the relay both ways.
+  RequestResult echo = TestCluster::request(c1().ns, Proto::kSctp, at(kWebIp), 5000, 4, {"--echo-check", "1"});
+  EXPECT_TRUE(answered(echo, 4)) << describe(echo);
   RequestResult empty = TestCluster::request(c1().ns, Proto::kSctp, at(kEmptyIp), 2000);
   EXPECT_EQ(empty.exit_code, 2) << "a Service without endpoints refuses (ABORT)\n" << describe(empty);
 

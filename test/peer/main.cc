@@ -2,6 +2,7 @@
 //
 //   kproxy-testpeer serve --name NAME [--tcp PORT]... [--udp PORT]... [--sctp PORT]... [--bind IP]
 //   kproxy-testpeer request --proto tcp|udp|sctp --to IP:PORT [--timeout-ms N] [--count N] [--bind IP[:PORT]]
+//                           [--echo-check 1]
 //
 // The server answers every request with "NAME <peer-ip>:<peer-port>\n", the source address
 // it saw (tests use it to tell whether traffic was masqueraded), and prints "ready" once every
@@ -28,6 +29,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -133,20 +135,44 @@ struct ServeOptions {
 
 std::string g_name;  // read by the usrsctp receive callback
 
+// Messages being reassembled (delivered in parts above usrsctp's partial-delivery point), by
+// association; only the receive thread touches it.
+std::map<sctp_assoc_t, std::string> g_partial;
+
+// A message starting with "ECHO" comes back whole, on its stream, with its PPID and its
+// unordered flag; any other gets the "NAME peer" line.
 int sctp_server_receive(struct socket* s, union sctp_sockstore addr, void* data, size_t len, sctp_rcvinfo rcv, int flags,
                         void* /*ulp_info*/) {
   if (data == nullptr) return 1;
   if ((flags & MSG_NOTIFICATION) == 0 && len > 0) {
-    const std::string reply = g_name + " " + endpoint_text(addr.sin) + "\n";
-    sctp_sndinfo snd{};
-    snd.snd_assoc_id = rcv.rcv_assoc_id;
-    snd.snd_sid = rcv.rcv_sid;
-    if (usrsctp_sendv(s, reply.data(), reply.size(), nullptr, 0, &snd, sizeof snd, SCTP_SENDV_SNDINFO, 0) < 0) {
-      std::fprintf(stderr, "sctp: send to %s: %s\n", endpoint_text(addr.sin).c_str(), std::strerror(errno));
+    std::string& message = g_partial[rcv.rcv_assoc_id];
+    message.append(static_cast<const char*>(data), len);
+    if ((flags & MSG_EOR) != 0) {
+      const bool echo = message.rfind("ECHO", 0) == 0;
+      const std::string reply = echo ? message : g_name + " " + endpoint_text(addr.sin) + "\n";
+      sctp_sndinfo snd{};
+      snd.snd_assoc_id = rcv.rcv_assoc_id;
+      snd.snd_sid = rcv.rcv_sid;
+      if (echo) {
+        snd.snd_ppid = rcv.rcv_ppid;
+        snd.snd_flags = rcv.rcv_flags & SCTP_UNORDERED;
+      }
+      if (usrsctp_sendv(s, reply.data(), reply.size(), nullptr, 0, &snd, sizeof snd, SCTP_SENDV_SNDINFO, 0) < 0) {
+        std::fprintf(stderr, "sctp: send to %s: %s\n", endpoint_text(addr.sin).c_str(), std::strerror(errno));
+      }
+      g_partial.erase(rcv.rcv_assoc_id);
     }
   }
   free(data);  // usrsctp hands the buffer over to the callback
   return 1;
+}
+
+// Streams both ways: the echo check uses 16 of them.
+void sctp_streams(struct socket* s, uint16_t streams) {
+  sctp_initmsg init{};
+  init.sinit_num_ostreams = streams;
+  init.sinit_max_instreams = streams;
+  usrsctp_setsockopt(s, IPPROTO_SCTP, SCTP_INITMSG, &init, sizeof init);
 }
 
 int open_listener(int type, const sockaddr_in& bind_to, int port, std::string& error) {
@@ -214,6 +240,7 @@ int serve(const ServeOptions& o) {
     sctp_start(false);
     for (int port : o.sctp) {
       struct socket* s = usrsctp_socket(AF_INET, SOCK_SEQPACKET, IPPROTO_SCTP, sctp_server_receive, nullptr, 0, nullptr);
+      if (s != nullptr) sctp_streams(s, 64);
       sockaddr_in a = o.bind;
       a.sin_port = htons(static_cast<uint16_t>(port));
       if (s == nullptr || usrsctp_bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || usrsctp_listen(s, 1) != 0) {
@@ -281,6 +308,9 @@ struct RequestOptions {
   std::optional<sockaddr_in> bind;
   int timeout_ms = 2000;
   int count = 1;
+  // SCTP: before the request, send messages of 1 B to 64 KiB on 16 streams with distinct
+  // PPIDs, half of them unordered, and check that each comes back identical (exit 1 if not).
+  bool echo_check = false;
 };
 
 Outcome errno_outcome(const char* what, int err) {
@@ -403,9 +433,18 @@ struct SctpClientState {
   bool closed = false;  // SHUTDOWN_COMP, COMM_LOST or CANT_STR_ASSOC: nothing more will come
   std::string reply;
   bool replied = false;
+  // Echo check: whole messages received so far, with what came with them.
+  struct Message {
+    std::string data;
+    uint16_t sid = 0;
+    uint32_t ppid = 0;
+    bool unordered = false;
+  };
+  std::string partial;
+  std::vector<Message> messages;
 };
 
-int sctp_client_receive(struct socket* /*s*/, union sctp_sockstore /*addr*/, void* data, size_t len, sctp_rcvinfo /*rcv*/,
+int sctp_client_receive(struct socket* /*s*/, union sctp_sockstore /*addr*/, void* data, size_t len, sctp_rcvinfo rcv,
                         int flags, void* ulp_info) {
   auto* st = static_cast<SctpClientState*>(ulp_info);
   if (data == nullptr) return 1;
@@ -420,8 +459,16 @@ int sctp_client_receive(struct socket* /*s*/, union sctp_sockstore /*addr*/, voi
         if (state == SCTP_SHUTDOWN_COMP || state == SCTP_CANT_STR_ASSOC || state == SCTP_COMM_LOST) st->closed = true;
       }
     } else {
-      st->reply.append(static_cast<const char*>(data), len);
-      st->replied = true;
+      st->partial.append(static_cast<const char*>(data), len);
+      if ((flags & MSG_EOR) != 0) {
+        if (st->partial.rfind("ECHO", 0) == 0) {
+          st->messages.push_back({std::move(st->partial), rcv.rcv_sid, rcv.rcv_ppid, (rcv.rcv_flags & SCTP_UNORDERED) != 0});
+        } else {
+          st->reply = std::move(st->partial);
+          st->replied = true;
+        }
+        st->partial.clear();
+      }
     }
   }
   st->cv.notify_all();
@@ -431,6 +478,39 @@ int sctp_client_receive(struct socket* /*s*/, union sctp_sockstore /*addr*/, voi
 
 std::vector<std::unique_ptr<SctpClientState>> g_client_states;
 
+// The echo check (RequestOptions::echo_check): "" when every message came back identical.
+std::string sctp_echo_check(struct socket* s, SctpClientState& st, Clock::time_point deadline) {
+  const size_t sizes[] = {1, 100, 1000, 4096, 16384, 65536, 20000, 7};
+  size_t i = 0;
+  for (size_t size : sizes) {
+    std::string data = "ECHO" + std::to_string(i) + ":";
+    while (data.size() < size + 4) data.push_back(static_cast<char>('a' + (data.size() * 7 + i) % 26));
+    sctp_sndinfo snd{};
+    snd.snd_sid = static_cast<uint16_t>((i * 5) % 16);
+    snd.snd_ppid = htonl(static_cast<uint32_t>(1000 + i));
+    snd.snd_flags = (i % 2 == 1) ? SCTP_UNORDERED : 0;
+    if (usrsctp_sendv(s, data.data(), data.size(), nullptr, 0, &snd, sizeof snd, SCTP_SENDV_SNDINFO, 0) < 0) {
+      return "send of " + std::to_string(data.size()) + " bytes: " + std::strerror(errno);
+    }
+    std::unique_lock lock(st.mu);
+    if (!st.cv.wait_until(lock, deadline, [&] { return st.messages.size() > i || st.failed; }) || st.failed) {
+      return "message " + std::to_string(i) + " (" + std::to_string(data.size()) + " bytes) did not come back";
+    }
+    const auto& m = st.messages[i];
+    if (m.data != data) {
+      return "message " + std::to_string(i) + ": " + std::to_string(m.data.size()) + " bytes came back for " +
+             std::to_string(data.size()) + (m.data.size() == data.size() ? " (different content)" : "");
+    }
+    if (m.sid != snd.snd_sid || m.ppid != snd.snd_ppid || m.unordered != (snd.snd_flags == SCTP_UNORDERED)) {
+      return "message " + std::to_string(i) + ": sid/ppid/unordered " + std::to_string(m.sid) + "/" +
+             std::to_string(ntohl(m.ppid)) + "/" + std::to_string(m.unordered) + ", sent " + std::to_string(snd.snd_sid) +
+             "/" + std::to_string(ntohl(snd.snd_ppid)) + "/" + std::to_string(snd.snd_flags == SCTP_UNORDERED);
+    }
+    ++i;
+  }
+  return "";
+}
+
 Outcome request_sctp(const RequestOptions& o) {
   sctp_start(true);
   auto st = std::make_unique<SctpClientState>();
@@ -439,6 +519,8 @@ Outcome request_sctp(const RequestOptions& o) {
   sctp_subscribe_assoc_change(s);
   const int on = 1;
   usrsctp_setsockopt(s, IPPROTO_SCTP, SCTP_NODELAY, &on, sizeof on);
+  usrsctp_setsockopt(s, IPPROTO_SCTP, SCTP_RECVRCVINFO, &on, sizeof on);
+  if (o.echo_check) sctp_streams(s, 16);
   Outcome out;
   const auto deadline = Clock::now() + std::chrono::milliseconds(o.timeout_ms);
   std::optional<sockaddr_in> local = o.bind ? o.bind : kernel_source_for(o.to);
@@ -457,9 +539,16 @@ Outcome request_sctp(const RequestOptions& o) {
         out = {kRefused, "sctp connect: refused (ABORT)"};
       } else {
         lock.unlock();
-        const ssize_t n = usrsctp_sendv(s, kRequest, sizeof kRequest - 1, nullptr, 0, nullptr, 0, SCTP_SENDV_NOINFO, 0);
+        if (o.echo_check) {
+          std::string why = sctp_echo_check(s, *st, deadline);
+          if (!why.empty()) out = {kError, "echo check: " + why};
+        }
+        const ssize_t n = out.code != kOk ? 0
+                                          : usrsctp_sendv(s, kRequest, sizeof kRequest - 1, nullptr, 0, nullptr, 0,
+                                                          SCTP_SENDV_NOINFO, 0);
         lock.lock();
-        if (n < 0) {
+        if (out.code != kOk) {
+        } else if (n < 0) {
           out = errno_outcome("sctp send", errno);
         } else if (!st->cv.wait_until(lock, deadline, [&] { return st->replied || st->failed; })) {
           out = {kTimeout, "no reply before the timeout"};
@@ -598,6 +687,9 @@ int run(int argc, char** argv) {
         auto n = parse_int(v, 1, 600000);
         if (!n) return usage(("bad timeout " + v).c_str());
         o.timeout_ms = *n;
+      } else if (f == "--echo-check") {
+        if (v != "1" && v != "0") return usage(("bad --echo-check " + v).c_str());
+        o.echo_check = v == "1";
       } else if (f == "--count") {
         auto n = parse_int(v, 1, 100000);
         if (!n) return usage(("bad count " + v).c_str());

@@ -192,9 +192,11 @@ BackgroundProcess* TestCluster::start_peer(const Pod& pod, const PeerPorts& port
 }
 
 RequestResult TestCluster::request(const std::string& ns, Proto proto, const std::string& ip_port, int timeout_ms,
-                                   int count) {
-  RunResult r = exec(ns, {testpeer_binary(), "request", "--proto", proto_name(proto), "--to", ip_port, "--timeout-ms",
-                          std::to_string(timeout_ms), "--count", std::to_string(count)});
+                                   int count, const std::vector<std::string>& extra) {
+  std::vector<std::string> argv = {testpeer_binary(), "request", "--proto", proto_name(proto), "--to", ip_port,
+                                   "--timeout-ms", std::to_string(timeout_ms), "--count", std::to_string(count)};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  RunResult r = exec(ns, argv);
   RequestResult result;
   result.exit_code = r.exit_code;
   result.err = r.err;

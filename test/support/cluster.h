@@ -103,9 +103,10 @@ class TestCluster {
   // Returns nullptr, after failing the test with the peer's stderr, if it does not come up.
   BackgroundProcess* start_peer(const Pod& pod, const PeerPorts& ports);
 
-  // "kproxy-testpeer request" from `ns` to "ip:port".
+  // "kproxy-testpeer request" from `ns` to "ip:port"; `extra` is appended to its arguments
+  // (e.g. {"--echo-check", "1"}).
   static RequestResult request(const std::string& ns, Proto proto, const std::string& ip_port, int timeout_ms = 2000,
-                               int count = 1);
+                               int count = 1, const std::vector<std::string>& extra = {});
 
  private:
   bool step(const std::string& ns, const std::vector<std::string>& argv);
