@@ -956,6 +956,29 @@ TEST_F(KproxyClusterTest, SctpUserspaceModeTaintsTheNodeAndWritesNoSctpRule) {
   // the unordered flag survive the relay both ways.
   RequestResult echo = TestCluster::request(c1().ns, Proto::kSctp, at(kWebIp), 5000, 4, {"--echo-check", "1"});
   EXPECT_TRUE(answered(echo, 4)) << describe(echo);
+  // An endpoint leaves: the association relayed to it is aborted on the client's side too, and
+  // new associations avoid it.
+  {
+    BackgroundProcess held({testpeer_binary(), "request", "--proto", "sctp", "--to", at(kChurnIp), "--timeout-ms",
+                            "3000", "--hold-ms", "30000"},
+                           c1().ns);
+    ASSERT_TRUE(held.wait_for([](const std::vector<std::string>& l) { return !l.empty(); }, 5s)) << held.describe();
+    const std::string line = held.stdout_lines().front();
+    const std::string server = line.substr(0, line.find(' '));
+    ASSERT_TRUE(server == "a1" || server == "b2") << line;
+    const std::string other = server == "a1" ? "b2" : "a1";
+    api().upsert("endpointslices", slice_json("churn", server == "a1" ? std::vector<Ep>{{b2().ip, 2}}
+                                                                       : std::vector<Ep>{{a1().ip, 1}}));
+    for (const auto deadline = std::chrono::steady_clock::now() + 10s;
+         held.running() && std::chrono::steady_clock::now() < deadline;) {
+      std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_FALSE(held.running()) << "the association to the removed endpoint " << server << " was kept";
+    EXPECT_EQ(held.stop(), 2) << held.describe();
+    RequestResult after = reaches(c1().ns, Proto::kSctp, at(kChurnIp), 8, {other});
+    EXPECT_TRUE(answered(after, 8) && servers(after) == std::set<std::string>{other}) << describe(after);
+    api().upsert("endpointslices", slice_json("churn", {{a1().ip, 1}, {b2().ip, 2}}));
+  }
   RequestResult empty = TestCluster::request(c1().ns, Proto::kSctp, at(kEmptyIp), 2000);
   EXPECT_EQ(empty.exit_code, 2) << "a Service without endpoints refuses (ABORT)\n" << describe(empty);
 

@@ -2,7 +2,7 @@
 //
 //   kproxy-testpeer serve --name NAME [--tcp PORT]... [--udp PORT]... [--sctp PORT]... [--bind IP]
 //   kproxy-testpeer request --proto tcp|udp|sctp --to IP:PORT [--timeout-ms N] [--count N] [--bind IP[:PORT]]
-//                           [--echo-check 1]
+//                           [--echo-check 1] [--hold-ms N]
 //
 // The server answers every request with "NAME <peer-ip>:<peer-port>\n", the source address
 // it saw (tests use it to tell whether traffic was masqueraded), and prints "ready" once every
@@ -46,6 +46,7 @@ enum Exit { kOk = 0, kError = 1, kRefused = 2, kTimeout = 3 };
 struct Outcome {
   int code = kOk;
   std::string line;  // the reply, or the error message
+  bool printed = false;  // the reply was printed already (--hold-ms)
 };
 
 std::string endpoint_text(const sockaddr_in& a) {
@@ -311,6 +312,9 @@ struct RequestOptions {
   // SCTP: before the request, send messages of 1 B to 64 KiB on 16 streams with distinct
   // PPIDs, half of them unordered, and check that each comes back identical (exit 1 if not).
   bool echo_check = false;
+  // SCTP: after the reply (printed at once), keep the association for this long; exit 2 if
+  // the peer aborts it meanwhile.
+  int hold_ms = 0;
 };
 
 Outcome errno_outcome(const char* what, int err) {
@@ -559,6 +563,14 @@ Outcome request_sctp(const RequestOptions& o) {
           const auto nl = line.find('\n');
           if (nl != std::string::npos) line.resize(nl);
           out = {kOk, line};
+          if (o.hold_ms > 0) {
+            std::printf("%s\n", line.c_str());
+            std::fflush(stdout);
+            out.printed = true;
+            if (st->cv.wait_until(lock, Clock::now() + std::chrono::milliseconds(o.hold_ms), [&] { return st->failed; })) {
+              out = {kRefused, "association aborted while held", true};
+            }
+          }
         }
       }
     }
@@ -614,7 +626,7 @@ int request(const RequestOptions& o) {
                    o.proto.c_str(), r.line.c_str());
       return sctp_client_exit(r.code);
     }
-    std::printf("%s\n", r.line.c_str());
+    if (!r.printed) std::printf("%s\n", r.line.c_str());
     std::fflush(stdout);
   }
   return sctp_client_exit(kOk);
@@ -627,7 +639,7 @@ int usage(const char* why) {
                "kproxy-testpeer: %s\n"
                "usage: kproxy-testpeer serve --name NAME [--tcp PORT]... [--udp PORT]... [--sctp PORT]... [--bind IP]\n"
                "       kproxy-testpeer request --proto tcp|udp|sctp --to IP:PORT [--timeout-ms N] [--count N] "
-               "[--bind IP]\n",
+               "[--bind IP] [--echo-check 1] [--hold-ms N]\n",
                why);
   return kError;
 }
@@ -690,6 +702,10 @@ int run(int argc, char** argv) {
       } else if (f == "--echo-check") {
         if (v != "1" && v != "0") return usage(("bad --echo-check " + v).c_str());
         o.echo_check = v == "1";
+      } else if (f == "--hold-ms") {
+        auto n = parse_int(v, 0, 600000);
+        if (!n) return usage(("bad hold " + v).c_str());
+        o.hold_ms = *n;
       } else if (f == "--count") {
         auto n = parse_int(v, 1, 100000);
         if (!n) return usage(("bad count " + v).c_str());
