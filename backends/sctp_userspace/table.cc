@@ -34,8 +34,9 @@ std::string_view to_string(FrontendKind kind) {
 std::shared_ptr<const ProxyTable> ProxyTable::build(const proxier::Snapshot& snapshot, const TableOptions& options) {
   auto table = std::make_shared<ProxyTable>();
   table->options_ = options;
-  for (const auto& [name, info] : snapshot.service_ports) {
+  for (const auto& [name, info_ptr] : snapshot.service_ports) {
     if (name.protocol != model::Protocol::kSctp) continue;
+    const proxier::ServicePortInfo* info = info_ptr.get();
     const proxier::EndpointSelection sel = proxier::categorize_endpoints(*info, options.node);
     auto entry = std::make_unique<PortEntry>();
     entry->name = name;
