@@ -326,7 +326,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<kproxy::sctp_userspace::SctpProxy> sctp_proxy;
   kproxy::sctp_userspace::LoopbackAddresses sctp_addresses;
   if (config.kproxy.sctp_userspace_mode) {
-    auto started = kproxy::sctp_userspace::SctpProxy::start({});
+    kproxy::sctp_userspace::ProxyOptions proxy_options;
+    proxy_options.max_associations = static_cast<std::size_t>(config.kproxy.sctp_userspace_max_associations);
+    auto started = kproxy::sctp_userspace::SctpProxy::start(proxy_options);
     if (!started) {
       std::fprintf(stderr, "kproxy: %s\n", started.error().c_str());
       return 1;

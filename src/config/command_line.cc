@@ -452,11 +452,19 @@ const std::vector<Flag>& flags() {
        [](State& s, const std::vector<std::string>& v) {
          return set_bool(v, s.config.kproxy.sctp_userspace_allow_kernel_sctp);
        }},
+      {"sctp-userspace-max-associations", 0, "int32", "10000", Scope::kConfig, "kproxy.sctpUserspaceMaxAssociations",
+       false,
+       "kproxy: the most client associations the userspace SCTP proxy relays at once; INITs beyond it are answered "
+       "with ABORT.",
+       "",
+       [](State& s, const std::vector<std::string>& v) {
+         return set_int32(v, s.config.kproxy.sctp_userspace_max_associations);
+       }},
       {"sctp-userspace-mode", 0, "", "", Scope::kConfig, "kproxy.sctpUserspaceMode", false,
        "kproxy: run this node for workloads with their own userspace SCTP stack: taint the node with "
-       "--sctp-userspace-taint, refuse to start if the kernel's SCTP module is loaded, and write no SCTP rule (no "
-       "-p sctp). Until kproxy's userspace SCTP proxy lands, SCTP Services are not proxied on such a node. Without "
-       "this flag kproxy removes the taint.",
+       "--sctp-userspace-taint, refuse to start if the kernel's SCTP module is loaded, write no SCTP rule (no -p "
+       "sctp), and serve SCTP Services with kproxy's userspace SCTP proxy (usrsctp; needs CAP_NET_RAW), their "
+       "addresses made local on lo. Without this flag kproxy removes the taint and those addresses.",
        "",
        [](State& s, const std::vector<std::string>& v) { return set_bool(v, s.config.kproxy.sctp_userspace_mode); }},
       {"sctp-userspace-taint", 0, "string", KproxyExtension::kDefaultSctpTaint, Scope::kConfig,

@@ -272,6 +272,7 @@ struct Decoder {
       out.sctp_userspace_taint = *t;
     }
     KPROXY_TRY(r.boolean("sctpUserspaceAllowKernelSctp", out.sctp_userspace_allow_kernel_sctp));
+    KPROXY_TRY(r.int32("sctpUserspaceMaxAssociations", out.sctp_userspace_max_associations));
     KPROXY_TRY(r.string("manifests", out.manifests_dir));
     std::string applier;
     KPROXY_TRY(r.string("iptablesApplier", applier));
@@ -283,7 +284,8 @@ struct Decoder {
     if (auto extra = r.unknown_fields(); !extra.empty()) {
       return Error(extra.front() +
                    ": unknown field (the kproxy stanza accepts iptablesApplier, manifests, "
-                   "sctpUserspaceAllowKernelSctp, sctpUserspaceMode, sctpUserspaceTaint)");
+                   "sctpUserspaceAllowKernelSctp, sctpUserspaceMaxAssociations, sctpUserspaceMode, "
+                   "sctpUserspaceTaint)");
     }
     return {};
   }

@@ -405,6 +405,10 @@ KubeProxyConfiguration default_configuration() {
 }
 
 std::optional<FieldError> validate(const KubeProxyConfiguration& c) {
+  if (c.kproxy.sctp_userspace_max_associations < 1) {
+    return invalid("kproxy.sctpUserspaceMaxAssociations", std::to_string(c.kproxy.sctp_userspace_max_associations),
+                   "must be greater than 0");
+  }
   // In the order of validation.go's Validate().
   if (c.iptables.masquerade_bit && (*c.iptables.masquerade_bit < 0 || *c.iptables.masquerade_bit > 31)) {
     return invalid("iptables.masqueradeBit", std::to_string(*c.iptables.masquerade_bit), "must be within the range [0, 31]");
@@ -558,6 +562,7 @@ std::string to_yaml(const KubeProxyConfiguration& c) {
   kp["manifests"] = Node::str(c.kproxy.manifests_dir);
   kp["iptablesApplier"] = Node::str(std::string(to_string(c.kproxy.iptables_applier)));
   kp["sctpUserspaceAllowKernelSctp"] = Node::boolean(c.kproxy.sctp_userspace_allow_kernel_sctp);
+  kp["sctpUserspaceMaxAssociations"] = Node::integer(c.kproxy.sctp_userspace_max_associations);
   kp["sctpUserspaceMode"] = Node::boolean(c.kproxy.sctp_userspace_mode);
   kp["sctpUserspaceTaint"] = Node::str(c.kproxy.sctp_userspace_taint ? c.kproxy.sctp_userspace_taint->to_string() : "");
   Node& lg = root["logging"];

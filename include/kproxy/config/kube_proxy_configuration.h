@@ -161,7 +161,8 @@ struct NodePortAddresses {
 
 // kproxy's own settings: the top-level "kproxy" stanza of the file (docs/configuration.md)
 // and the flags --sctp-userspace-mode, --sctp-userspace-taint,
-// --sctp-userspace-allow-kernel-sctp, --manifests and --iptables-applier.
+// --sctp-userspace-allow-kernel-sctp, --sctp-userspace-max-associations, --manifests and
+// --iptables-applier.
 struct KproxyExtension {
   static constexpr std::string_view kDefaultSctpTaint = "sctp.kproxy.io/userspace=true:NoSchedule";
 
@@ -169,6 +170,8 @@ struct KproxyExtension {
   std::optional<Taint> sctp_userspace_taint;  // defaulted to kDefaultSctpTaint
   // Start in sctp_userspace_mode even though the kernel's SCTP module is present.
   bool sctp_userspace_allow_kernel_sctp = false;
+  // Concurrent client associations the userspace SCTP proxy relays; INITs beyond are refused.
+  std::int32_t sctp_userspace_max_associations = 10000;
   std::string manifests_dir;                  // empty: use the API server
   IptablesApplier iptables_applier = IptablesApplier::kAuto;
   bool operator==(const KproxyExtension&) const = default;

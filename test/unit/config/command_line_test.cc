@@ -134,7 +134,7 @@ TEST(CommandLine, EveryKubeProxyFlagLandsInItsField) {
       "--ipvs-tcpfin-timeout=5s", "--ipvs-udp-timeout=6s", "--kube-api-burst=50", "--kube-api-qps=25.5",
       "--kube-api-content-type=application/json", "--kubeconfig=/etc/kc", "--oom-score-adj", "-500",
       "--show-hidden-metrics-for-version=1.29", "--proxy-port-range=30000-30100", "--master=https://api:6443",
-      "--sctp-userspace-mode", "--sctp-userspace-allow-kernel-sctp", "--sctp-userspace-taint=x/y:NoExecute", "--log-flush-frequency=1s", "--iptables-applier=libiptc",
+      "--sctp-userspace-mode", "--sctp-userspace-allow-kernel-sctp", "--sctp-userspace-max-associations=300", "--sctp-userspace-taint=x/y:NoExecute", "--log-flush-frequency=1s", "--iptables-applier=libiptc",
       "--vmodule=proxier*=4,sync=2", "--logging-format=text"});
   const KubeProxyConfiguration& c = cl.config;
   EXPECT_EQ(c.bind_address.value().to_string(), "10.1.1.1");
@@ -168,6 +168,7 @@ TEST(CommandLine, EveryKubeProxyFlagLandsInItsField) {
   EXPECT_TRUE(c.kproxy.sctp_userspace_mode);
   EXPECT_EQ(c.kproxy.sctp_userspace_taint.value().to_string(), "x/y:NoExecute");
   EXPECT_TRUE(c.kproxy.sctp_userspace_allow_kernel_sctp);
+  EXPECT_EQ(c.kproxy.sctp_userspace_max_associations, 300);
   EXPECT_EQ(c.kproxy.iptables_applier, IptablesApplier::kLibiptc);
   EXPECT_EQ(c.logging.flush_frequency, 1s);
   EXPECT_EQ(c.logging.vmodule, (std::vector<std::string>{"proxier*=4", "sync=2"}));
@@ -292,6 +293,8 @@ TEST(CommandLine, ErrorsNameTheFlagAndTheValue) {
        "kproxy: invalid value \"1m\" for flag --iptables-sync-period: must be greater than or equal to "
        "iptables.minSyncPeriod (2m0s)"},
       {{"--sync-period=0s"}, "kproxy: invalid value \"0s\" for flag --sync-period: must be greater than 0"},
+      {{"--sctp-userspace-max-associations=0"},
+       "kproxy: invalid value \"0\" for flag --sctp-userspace-max-associations: must be greater than 0"},
       {{"--proxy-mode=ipvs", "--ipvs-scheduler=fast"},
        "kproxy: invalid value \"fast\" for flag --ipvs-scheduler: must be one of the kernel's IPVS schedulers (rr, "
        "wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos) or blank (rr)"},

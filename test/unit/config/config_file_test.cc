@@ -91,6 +91,7 @@ TEST(ConfigFile, ReadsEveryField) {
   EXPECT_EQ(c.ipvs.udp_timeout, 5s);
   EXPECT_TRUE(c.kproxy.sctp_userspace_mode);
   EXPECT_TRUE(c.kproxy.sctp_userspace_allow_kernel_sctp);
+  EXPECT_EQ(c.kproxy.sctp_userspace_max_associations, 2500);
   EXPECT_EQ(c.kproxy.iptables_applier, IptablesApplier::kRestore);
   EXPECT_EQ(c.kproxy.sctp_userspace_taint.value().to_string(), "example.com/sctp:NoExecute");
   EXPECT_EQ(c.logging.flush_frequency, 2s);
@@ -131,7 +132,7 @@ TEST(ConfigFile, WindowsAndLoggingOptionsAreKnownAndIgnored) {
 TEST(ConfigFile, TheKproxyStanzaIsStrict) {
   EXPECT_EQ(decode_error("kproxy:\n  sctpUserspaceMod: true\n"),
             "kproxy.sctpUserspaceMod: unknown field (the kproxy stanza accepts iptablesApplier, manifests, "
-            "sctpUserspaceAllowKernelSctp, sctpUserspaceMode, sctpUserspaceTaint)");
+            "sctpUserspaceAllowKernelSctp, sctpUserspaceMaxAssociations, sctpUserspaceMode, sctpUserspaceTaint)");
   EXPECT_EQ(decode_error("kproxy:\n  iptablesApplier: iptc\n"),
             "kproxy.iptablesApplier: \"iptc\": must be auto, restore or libiptc");
   EXPECT_EQ(decode_error("kproxy:\n  sctpUserspaceTaint: \"a=b:Never\"\n"),

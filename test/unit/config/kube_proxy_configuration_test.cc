@@ -124,6 +124,8 @@ TEST(Validate, ReportsTheFieldTheValueAndWhatIsWrong) {
        "iptables.masqueradeBit", "-1", "must be within the range [0, 31]"},
       {"sync period", [](KubeProxyConfiguration& c) { c.iptables.sync_period = -1s; }, "iptables.syncPeriod", "-1s",
        "must be greater than 0"},
+      {"association limit", [](KubeProxyConfiguration& c) { c.kproxy.sctp_userspace_max_associations = 0; },
+       "kproxy.sctpUserspaceMaxAssociations", "0", "must be greater than 0"},
       {"min sync period", [](KubeProxyConfiguration& c) { c.iptables.min_sync_period = -1s; },
        "iptables.minSyncPeriod", "-1s", "must be greater than or equal to 0"},
       {"min above sync", [](KubeProxyConfiguration& c) { c.iptables.min_sync_period = 1min; }, "iptables.syncPeriod",
