@@ -119,7 +119,13 @@ struct SctpProxy::Impl {
   std::uint16_t next_port = 0;
   std::uint64_t next_id = 1;
   std::vector<std::uint64_t> dirty;
-  std::map<std::uint32_t, std::uint32_t> source_for;  // endpoint IP -> node address (routing)
+  // What routing says about a remote address: the node address to send from, and the
+  // route's MTU. Cleared with each new table (routes change with the cluster).
+  struct Route {
+    std::uint32_t source = 0;
+    std::uint32_t mtu = 1500;
+  };
+  std::map<std::uint32_t, Route> routes;
   AffinityTable affinity;
   std::mt19937_64 rng{std::random_device{}()};
   std::vector<std::uint8_t> buffer = std::vector<std::uint8_t>(65536 + 256);
@@ -133,37 +139,72 @@ struct SctpProxy::Impl {
 
   // --- lower layer ---------------------------------------------------------------------------
 
-  static int output(void* addr, void* data, std::size_t length, std::uint8_t tos, std::uint8_t /*set_df*/) {
+  // Packets usrsctp emitted during one turn of the loop, sent together by flush_output() with
+  // one sendmmsg (the slots keep their buffers between turns).
+  struct OutPacket {
+    sockaddr_in to{};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in_pktinfo))] = {};
+    std::vector<std::uint8_t> data;
+  };
+  static constexpr std::size_t kOutSlots = 64;
+  std::vector<OutPacket> out = std::vector<OutPacket>(kOutSlots);
+  std::size_t out_count = 0;
+
+  static int output(void* addr, void* data, std::size_t length, std::uint8_t /*tos*/, std::uint8_t /*set_df*/) {
     Impl* self = instance;
     auto* path = static_cast<Path*>(addr);
     if (self == nullptr || path == nullptr) return -1;
     path->last_used = Clock::now();
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_addr.s_addr = path->remote;
-    iovec iov{data, length};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in_pktinfo))] = {};
-    msghdr msg{};
-    msg.msg_name = &to;
-    msg.msg_namelen = sizeof to;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    if (self->out_count == kOutSlots) self->flush_output();
+    OutPacket& o = self->out[self->out_count++];
+    o.to = sockaddr_in{};
+    o.to.sin_family = AF_INET;
+    o.to.sin_addr.s_addr = path->remote;
+    // The source is the path's local address: a Service address (local on lo) toward clients,
+    // the node's address toward endpoints.
+    msghdr m{};
+    m.msg_control = o.control;
+    m.msg_controllen = sizeof o.control;
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
     c->cmsg_level = IPPROTO_IP;
     c->cmsg_type = IP_PKTINFO;
     c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
     in_pktinfo info{};
     info.ipi_spec_dst.s_addr = path->local;
     std::memcpy(CMSG_DATA(c), &info, sizeof info);
-    (void)tos;
-    if (sendmsg(self->raw, &msg, MSG_DONTWAIT) < 0) {
-      if (log::v(4)) spdlog::debug("sctp proxy: send to {}: {}", v4(path->remote).to_string(), errno_text(errno));
-      return -1;
-    }
-    self->counters.packets_out.fetch_add(1, std::memory_order_relaxed);
+    const auto* bytes = static_cast<const std::uint8_t*>(data);
+    o.data.assign(bytes, bytes + length);
     return 0;
+  }
+
+  void flush_output() {
+    if (out_count == 0) return;
+    mmsghdr msgs[kOutSlots] = {};
+    iovec iov[kOutSlots];
+    for (std::size_t i = 0; i < out_count; ++i) {
+      OutPacket& o = out[i];
+      iov[i] = {o.data.data(), o.data.size()};
+      msghdr& m = msgs[i].msg_hdr;
+      m.msg_name = &o.to;
+      m.msg_namelen = sizeof o.to;
+      m.msg_iov = &iov[i];
+      m.msg_iovlen = 1;
+      m.msg_control = o.control;
+      m.msg_controllen = sizeof o.control;
+    }
+    std::size_t sent = 0;
+    while (sent < out_count) {
+      const int n = sendmmsg(raw, msgs + sent, static_cast<unsigned>(out_count - sent), MSG_DONTWAIT);
+      if (n <= 0) {
+        // This packet is lost (SCTP retransmits); the rest still go.
+        if (log::v(4)) spdlog::debug("sctp proxy: send to {}: {}", v4(out[sent].to.sin_addr.s_addr).to_string(), errno_text(errno));
+        ++sent;
+        continue;
+      }
+      sent += static_cast<std::size_t>(n);
+      counters.packets_out.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+    }
+    out_count = 0;
   }
 
   static void upcall(struct socket* /*s*/, void* arg, int /*flags*/) {
@@ -186,16 +227,16 @@ struct SctpProxy::Impl {
   // An ABORT answering an INIT (its initiate tag becomes the verification tag).
   void send_abort_for_init(std::uint32_t local, std::uint32_t remote, const std::uint8_t* sctp, std::size_t len) {
     if (len < 12 + 20) return;
-    std::uint8_t out[16] = {};
-    std::memcpy(out, sctp + 2, 2);          // source port: the INIT's destination
-    std::memcpy(out + 2, sctp, 2);          // destination port: the INIT's source
-    std::memcpy(out + 4, sctp + 12 + 4, 4);  // verification tag: the INIT's initiate tag
-    out[12] = kChunkAbort;
-    out[15] = 4;  // chunk length
-    const std::uint32_t crc = usrsctp_crc32c(out, sizeof out);
-    std::memcpy(out + 8, &crc, 4);
+    std::uint8_t abort[16] = {};
+    std::memcpy(abort, sctp + 2, 2);          // source port: the INIT's destination
+    std::memcpy(abort + 2, sctp, 2);          // destination port: the INIT's source
+    std::memcpy(abort + 4, sctp + 12 + 4, 4);  // verification tag: the INIT's initiate tag
+    abort[12] = kChunkAbort;
+    abort[15] = 4;  // chunk length
+    const std::uint32_t crc = usrsctp_crc32c(abort, sizeof abort);
+    std::memcpy(abort + 8, &crc, 4);
     Path p{local, remote, 0, Clock::now()};
-    output(&p, out, sizeof out, 0, 0);
+    output(&p, abort, sizeof abort, 0, 0);
   }
 
   void receive_packets() {
@@ -298,24 +339,43 @@ struct SctpProxy::Impl {
     }
   }
 
-  std::optional<std::uint32_t> source_address(std::uint32_t endpoint) {
-    if (auto it = source_for.find(endpoint); it != source_for.end()) return it->second;
+  // The kernel's answer for `remote` (a connected UDP socket sends nothing): the source address
+  // and the route's MTU, cached.
+  std::optional<Route> route(std::uint32_t remote) {
+    if (auto it = routes.find(remote); it != routes.end()) return it->second;
     const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return std::nullopt;
     sockaddr_in to{};
     to.sin_family = AF_INET;
     to.sin_port = htons(9);
-    to.sin_addr.s_addr = endpoint;
+    to.sin_addr.s_addr = remote;
     sockaddr_in me{};
     socklen_t len = sizeof me;
-    std::optional<std::uint32_t> out;
+    std::optional<Route> out;
     if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0 &&
         getsockname(fd, reinterpret_cast<sockaddr*>(&me), &len) == 0) {
-      out = me.sin_addr.s_addr;
-      source_for[endpoint] = *out;
+      Route r;
+      r.source = me.sin_addr.s_addr;
+      int mtu = 0;
+      socklen_t mtu_len = sizeof mtu;
+      if (getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &mtu_len) == 0 && mtu >= 576) r.mtu = static_cast<std::uint32_t>(mtu);
+      out = r;
+      routes[remote] = r;
     }
     close(fd);
     return out;
+  }
+
+  // usrsctp gives AF_CONN paths an MTU of 1280; the real one (less the IPv4 header) saves
+  // packets. Path MTU discovery stays off: the route's MTU is what the kernel will send.
+  void set_path_mtu(struct socket* s, std::uint32_t remote, sctp_assoc_t assoc) {
+    const auto r = route(remote);
+    if (!r) return;
+    sctp_paddrparams p{};
+    p.spp_assoc_id = assoc;
+    p.spp_flags = SPP_PMTUD_DISABLE;
+    p.spp_pathmtu = r->mtu - 20;
+    usrsctp_setsockopt(s, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &p, sizeof p);
   }
 
   std::optional<std::uint16_t> allocate_port() {
@@ -383,7 +443,8 @@ struct SctpProxy::Impl {
 
   bool start_endpoint(Relay& r, const Target& t) {
     const std::uint32_t ep = net(t.ip);
-    const auto src = source_address(ep);
+    const auto rt = route(ep);
+    const std::optional<std::uint32_t> src = rt ? std::optional<std::uint32_t>(rt->source) : std::nullopt;
     const auto port = allocate_port();
     if (!src || !port) {
       spdlog::warn("sctp proxy: no {} toward endpoint {}", !src ? "route" : "free local port", t.to_string());
@@ -392,6 +453,7 @@ struct SctpProxy::Impl {
     struct socket* s = usrsctp_socket(AF_CONN, SOCK_STREAM, IPPROTO_SCTP, nullptr, nullptr, 0, nullptr);
     if (s == nullptr) return false;
     configure(s, r.client_in, r.client_out, r.id);
+    set_path_mtu(s, ep, SCTP_FUTURE_ASSOC);
     Path* p = path(*src, ep);
     sockaddr_conn local{};
     local.sconn_family = AF_CONN;
@@ -452,6 +514,7 @@ struct SctpProxy::Impl {
         finish(r, true, "no status");
         continue;
       }
+      set_path_mtu(c, p->remote, st.sstat_assoc_id);
       r.client_in = st.sstat_instrms;
       r.client_out = st.sstat_outstrms;
       const Decision d = table->decide(v4(p->local), port, r.client_ip);
@@ -541,6 +604,8 @@ struct SctpProxy::Impl {
       int flags = 0;
       sockaddr_conn addr{};
       socklen_t addr_len = sizeof addr;
+      // Into the loop's buffer, then appended to the message being reassembled: an idle
+      // relay holds no buffer of its own.
       const ssize_t n = usrsctp_recvv(from, buffer.data(), buffer.size(), reinterpret_cast<sockaddr*>(&addr), &addr_len,
                                       &info, &info_len, &info_type, &flags);
       if (n < 0) {
@@ -626,7 +691,7 @@ struct SctpProxy::Impl {
     }
     if (!next) return;
     table = std::move(next);
-    source_for.clear();
+    routes.clear();
     sync_listeners();
     // Associations whose service port or endpoint left the table end on both sides.
     for (auto& [id, r] : relays) {
@@ -671,6 +736,7 @@ struct SctpProxy::Impl {
       }
       if (fds[0].revents & POLLIN) receive_packets();
       run_dirty();
+      flush_output();
       if (now - last_collect > std::chrono::seconds(10)) {
         collect_paths(now);
         last_collect = now;
@@ -684,8 +750,10 @@ struct SctpProxy::Impl {
     }
     listeners.clear();
     // Let usrsctp send the ABORTs and free what it holds before the paths go.
+    flush_output();
     for (int i = 0; i < 50 && usrsctp_finish() != 0; ++i) {
       usrsctp_handle_timers(100);
+      flush_output();
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <usrsctp.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -632,6 +633,147 @@ int request(const RequestOptions& o) {
   return sctp_client_exit(kOk);
 }
 
+
+// ---------------------------------------------------------------------------------------
+// bench: what bench/sctp_proxy_bench.sh measures, from the client's side.
+//
+//   kproxy-testpeer bench --to IP:PORT --size N --messages M --window W
+//     one association; M messages of N bytes ("ECHO..."), at most W unanswered at a time;
+//     prints "messages M bytes B seconds S msgs_per_s X mb_per_s Y p50_us P p99_us Q"
+//     (B counts both directions; the percentiles are per-message round trips)
+//   kproxy-testpeer bench --to IP:PORT --associations N --hold-ms T
+//     N associations at once, each answered once; prints "up N" and holds them T ms
+
+struct BenchState {
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t echoed = 0;
+  size_t up = 0, failed = 0, replied = 0;
+  std::string partial;
+  std::vector<Clock::time_point> sent_at;
+  std::vector<double> rtt_us;
+};
+
+int bench_receive(struct socket*, union sctp_sockstore, void* data, size_t len, sctp_rcvinfo, int flags, void* ulp) {
+  auto* st = static_cast<BenchState*>(ulp);
+  if (data == nullptr) return 1;
+  {
+    std::lock_guard lock(st->mu);
+    if ((flags & MSG_NOTIFICATION) != 0) {
+      const auto* n = static_cast<const sctp_notification*>(data);
+      if (len >= sizeof(sctp_assoc_change) && n->sn_header.sn_type == SCTP_ASSOC_CHANGE) {
+        const uint16_t state = n->sn_assoc_change.sac_state;
+        if (state == SCTP_COMM_UP) ++st->up;
+        if (state == SCTP_CANT_STR_ASSOC || state == SCTP_COMM_LOST) ++st->failed;
+      }
+    } else {
+      st->partial.append(static_cast<const char*>(data), len);
+      if ((flags & MSG_EOR) != 0) {
+        if (st->partial.rfind("ECHO", 0) == 0) {
+          if (st->echoed < st->sent_at.size()) {
+            st->rtt_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - st->sent_at[st->echoed]).count());
+          }
+          ++st->echoed;
+        } else {
+          ++st->replied;
+        }
+        st->partial.clear();
+      }
+    }
+  }
+  st->cv.notify_all();
+  free(data);
+  return 1;
+}
+
+int fail_text(const char* what, const std::string& why) {
+  std::fprintf(stderr, "%s: %s\n", what, why.c_str());
+  std::fflush(stderr);
+  _exit(kError);
+}
+
+struct socket* bench_connect(const sockaddr_in& to, BenchState* st) {
+  struct socket* s = usrsctp_socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP, bench_receive, nullptr, 0, st);
+  if (s == nullptr) return nullptr;
+  sctp_subscribe_assoc_change(s);
+  const int on = 1;
+  usrsctp_setsockopt(s, IPPROTO_SCTP, SCTP_NODELAY, &on, sizeof on);
+  std::optional<sockaddr_in> local = kernel_source_for(to);
+  if (local) usrsctp_bind(s, reinterpret_cast<sockaddr*>(&*local), sizeof *local);
+  usrsctp_set_non_blocking(s, 1);
+  sockaddr_in t = to;
+  if (usrsctp_connect(s, reinterpret_cast<sockaddr*>(&t), sizeof t) != 0 && errno != EINPROGRESS) return nullptr;
+  return s;
+}
+
+int bench(const sockaddr_in& to, size_t size, size_t messages, size_t window, int associations, int hold_ms) {
+  sctp_start(true);
+  auto st = std::make_unique<BenchState>();
+  const auto deadline = Clock::now() + std::chrono::seconds(120);
+  if (associations > 0) {
+    std::vector<struct socket*> socks;
+    for (int i = 0; i < associations; ++i) {
+      struct socket* s = bench_connect(to, st.get());
+      if (s == nullptr) return fail_text("bench connect", std::strerror(errno));
+      socks.push_back(s);
+    }
+    std::unique_lock lock(st->mu);
+    st->cv.wait_until(lock, deadline, [&] { return st->up + st->failed >= socks.size(); });
+    lock.unlock();
+    for (auto* s : socks) usrsctp_sendv(s, kRequest, sizeof kRequest - 1, nullptr, 0, nullptr, 0, SCTP_SENDV_NOINFO, 0);
+    lock.lock();
+    st->cv.wait_until(lock, deadline, [&] { return st->replied + st->failed >= socks.size(); });
+    std::printf("up %zu replied %zu failed %zu\n", st->up, st->replied, st->failed);
+    std::fflush(stdout);
+    lock.unlock();
+    std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));
+    std::fflush(stdout);
+    _exit(st->replied == socks.size() ? kOk : kError);
+  }
+  struct socket* s = bench_connect(to, st.get());
+  if (s == nullptr) return fail_text("bench connect", std::strerror(errno));
+  {
+    std::unique_lock lock(st->mu);
+    if (!st->cv.wait_until(lock, deadline, [&] { return st->up > 0 || st->failed > 0; }) || st->failed > 0) {
+      return fail_text("bench connect", "no association");
+    }
+  }
+  usrsctp_set_non_blocking(s, 0);
+  std::string data = "ECHO";
+  data.resize(std::max<size_t>(size, 4), 'x');
+  st->sent_at.resize(messages);
+  const auto start = Clock::now();
+  for (size_t i = 0; i < messages; ++i) {
+    {
+      std::unique_lock lock(st->mu);
+      if (!st->cv.wait_until(lock, deadline, [&] { return i - st->echoed < window || st->failed > 0; }) || st->failed) {
+        return fail_text("bench", "echoes stopped");
+      }
+      st->sent_at[i] = Clock::now();
+    }
+    if (usrsctp_sendv(s, data.data(), data.size(), nullptr, 0, nullptr, 0, SCTP_SENDV_NOINFO, 0) < 0) {
+      return fail_text("bench send", std::strerror(errno));
+    }
+  }
+  std::unique_lock lock(st->mu);
+  if (!st->cv.wait_until(lock, deadline, [&] { return st->echoed >= messages || st->failed > 0; }) || st->failed) {
+    return fail_text("bench", "not every echo came back");
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::vector<double> rtt = st->rtt_us;
+  std::sort(rtt.begin(), rtt.end());
+  const double p50 = rtt.empty() ? 0 : rtt[rtt.size() / 2];
+  const double p99 = rtt.empty() ? 0 : rtt[std::min(rtt.size() - 1, rtt.size() * 99 / 100)];
+  const double bytes = 2.0 * static_cast<double>(messages * data.size());
+  std::printf("messages %zu bytes %.0f seconds %.4f msgs_per_s %.1f mb_per_s %.2f p50_us %.1f p99_us %.1f\n", messages,
+              bytes, seconds, static_cast<double>(messages) / seconds, bytes / seconds / 1e6, p50, p99);
+  std::fflush(stdout);
+  lock.unlock();
+  usrsctp_shutdown(s, SHUT_WR);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  _exit(kOk);
+}
+
 // ---------------------------------------------------------------------------------------
 
 int usage(const char* why) {
@@ -682,6 +824,31 @@ int run(int argc, char** argv) {
     if (o.name.empty()) return usage("serve needs --name");
     if (o.tcp.empty() && o.udp.empty() && o.sctp.empty()) return usage("serve needs at least one port");
     return serve(o);
+  }
+  if (cmd == "bench") {
+    sockaddr_in to{};
+    long size = 100, messages = 10000, window = 1, associations = 0, hold_ms = 0;
+    bool have_to = false;
+    for (const auto& [f, v] : flags) {
+      if (f == "--to") {
+        auto a = parse_endpoint(v, true);
+        if (!a) return usage(("bad endpoint " + v).c_str());
+        to = *a;
+        have_to = true;
+        continue;
+      }
+      auto n = parse_int(v, 0, 100000000);
+      if (!n) return usage(("bad number " + v).c_str());
+      if (f == "--size") size = *n;
+      else if (f == "--messages") messages = *n;
+      else if (f == "--window") window = std::max(1, *n);
+      else if (f == "--associations") associations = *n;
+      else if (f == "--hold-ms") hold_ms = *n;
+      else return usage(("unknown flag " + f).c_str());
+    }
+    if (!have_to) return usage("bench needs --to");
+    return bench(to, static_cast<size_t>(size), static_cast<size_t>(messages), static_cast<size_t>(window),
+                 static_cast<int>(associations), static_cast<int>(hold_ms));
   }
   if (cmd == "request") {
     RequestOptions o;

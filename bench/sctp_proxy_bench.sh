@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The userspace SCTP proxy against a direct usrsctp association between the same two
+# namespaces, measured in the same run (docs/performance.md, "Userspace SCTP proxy").
+#
+#   sudo bench/sctp_proxy_bench.sh [BUILD_DIR] [ROUNDS]
+#
+# Three namespaces: a client, a node (kproxy --sctp-userspace-mode --manifests, routing between
+# the two others) and a server (kproxy-testpeer serve, which echoes "ECHO" messages). The
+# client (kproxy-testpeer bench) talks to the server directly (routed through the node by the
+# kernel) and through the Service's cluster IP (relayed by kproxy's proxy), alternately, ROUNDS
+# times (default 3); each figure is the median of the rounds. Then 1,000 concurrent
+# associations through the proxy, with kproxy's resident memory before, during and after.
+# Namespaces are named kpb-sctp-<pid>-* and always deleted.
+set -euo pipefail
+build=${1:-build/release}
+rounds=${2:-3}
+[ "$(id -u)" -eq 0 ] || { echo "run as root (network namespaces)" >&2; exit 77; }
+kproxy=$(realpath "$build/src/kproxy")
+peer=$(realpath "$build/test/peer/kproxy-testpeer")
+p=kpb-sctp-$$
+cli=$p-cli node=$p-node srv=$p-srv
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  for ns in $cli $node $srv; do ip netns del "$ns" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+for ns in $cli $node $srv; do ip netns add "$ns"; nsx "$ns" ip link set lo up; done
+ip link add c0 netns $cli type veth peer name n0 netns $node
+ip link add s0 netns $srv type veth peer name n1 netns $node
+nsx $cli ip addr add 10.77.1.2/24 dev c0; nsx $cli ip link set c0 up
+nsx $srv ip addr add 10.77.2.2/24 dev s0; nsx $srv ip link set s0 up
+nsx $node ip addr add 10.77.1.1/24 dev n0; nsx $node ip link set n0 up
+nsx $node ip addr add 10.77.2.1/24 dev n1; nsx $node ip link set n1 up
+nsx $cli ip route add default via 10.77.1.1
+nsx $srv ip route add default via 10.77.2.1
+nsx $node sysctl -qw net.ipv4.ip_forward=1
+
+mkdir -p "$work/manifests"
+cat > "$work/manifests/node.yaml" <<EOF
+apiVersion: v1
+kind: Node
+metadata: {name: node1}
+spec: {podCIDRs: [10.77.2.0/24]}
+status: {addresses: [{type: InternalIP, address: 10.77.1.1}]}
+EOF
+cat > "$work/manifests/svc.yaml" <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: diameter, namespace: bench}
+spec:
+  clusterIP: 10.96.0.10
+  clusterIPs: [10.96.0.10]
+  ipFamilies: [IPv4]
+  ports: [{name: d, protocol: SCTP, port: 80, targetPort: 9000}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: diameter-a, namespace: bench, labels: {kubernetes.io/service-name: diameter}}
+addressType: IPv4
+ports: [{name: d, protocol: SCTP, port: 9000}]
+endpoints: [{addresses: [10.77.2.2], conditions: {ready: true}, nodeName: node1}]
+EOF
+
+nsx $srv "$peer" serve --name s --sctp 9000 > "$work/server.out" 2>&1 &
+pids+=($!)
+ip netns exec $node "$kproxy" --manifests "$work/manifests" --hostname-override node1 --cluster-cidr 10.77.0.0/16 \
+  --sctp-userspace-mode --v=2 --metrics-bind-address 127.0.0.1:10249 --healthz-bind-address 127.0.0.1:10256 \
+  > "$work/kproxy.out" 2>&1 &
+kpid=$!
+pids+=($kpid)
+for _ in $(seq 100); do
+  grep -q "iptables full sync" "$work/kproxy.out" && grep -q ready "$work/server.out" && break
+  sleep 0.1
+done
+grep -q "iptables full sync" "$work/kproxy.out" || { cat "$work/kproxy.out"; exit 1; }
+# `ip netns exec` execs in place: $kpid is kproxy itself.
+rss_kib() { awk '/^VmRSS/ {print $2}' /proc/$kpid/status; }
+
+# field NAME of a bench output line
+field() { tr ' ' '\n' <<<"$1" | awk -v k="$2" 'prev == k {print; exit} {prev = $0}'; }
+median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+
+cpu_ticks() { awk '{print $14 + $15}' /proc/$kpid/stat; }
+run() {  # run KIND(direct|proxy) SIZE MESSAGES WINDOW
+  local to=10.77.2.2:9000
+  [ "$1" = proxy ] && to=10.96.0.10:80
+  nsx $cli "$peer" bench --to $to --size "$2" --messages "$3" --window "$4"
+}
+
+printf '%-34s %14s %14s %8s\n' "case" "direct" "proxy" "ratio"
+[ -n "${KPROXY_BENCH_PERF:-}" ] && { perf record -g -o "$KPROXY_BENCH_PERF" -p $kpid -- sleep 8 > /dev/null 2>&1 & }
+for c in "latency 100 B, 1 in flight|100 5000 1|p50_us" \
+         "latency 100 B, 1 in flight (p99)|100 5000 1|p99_us" \
+         "throughput 100 B, 64 in flight|100 50000 64|msgs_per_s" \
+         "throughput 16 KiB, 16 in flight|16384 5000 16|mb_per_s"; do
+  name=${c%%|*}; rest=${c#*|}; args=${rest%|*}; key=${rest##*|}
+  : > "$work/d"; : > "$work/p"; : > "$work/cpu"
+  for _ in $(seq "$rounds"); do
+    # shellcheck disable=SC2086
+    field "$(run direct $args)" "$key" >> "$work/d"
+    # shellcheck disable=SC2086
+    t0=$(cpu_ticks); s0=$(date +%s.%N)
+    # shellcheck disable=SC2086
+    field "$(run proxy $args)" "$key" >> "$work/p"
+    echo "$(( $(cpu_ticks) - t0 )) $(date +%s.%N) $s0" | awk '{print $1 / 100 / ($2 - $3)}' >> "$work/cpu"
+  done
+  d=$(median < "$work/d"); pr=$(median < "$work/p")
+  printf '%-34s %14s %14s %8.3f   (kproxy busy %.0f%% of one core)\n' "$name" "$d" "$pr" \
+    "$(awk -v a="$pr" -v b="$d" 'BEGIN {print a / b}')" "$(median < "$work/cpu" | awk '{print $1 * 100}')"
+  if [ "$key" = p50_us ]; then
+    printf '%-34s %14s\n' "  added median latency (us)" "$(awk -v a="$pr" -v b="$d" 'BEGIN {print a - b}')"
+  fi
+done
+
+before=$(rss_kib)
+nsx $cli "$peer" bench --to 10.96.0.10:80 --associations 1000 --hold-ms 4000 > "$work/hold.out" 2>&1 &
+hold=$!
+pids+=($hold)
+for _ in $(seq 600); do grep -q "^up" "$work/hold.out" && break; sleep 0.1; done
+sleep 1
+during=$(rss_kib)
+active=$(nsx $node curl -s 127.0.0.1:10249/metrics | awk '$1 == "kproxy_sctp_userspace_associations" {print $2}')
+wait $hold || true
+sleep 2
+after=$(rss_kib)
+echo
+echo "1000 associations: $(cat "$work/hold.out")"
+echo "kproxy_sctp_userspace_associations while held: $active"
+echo "kproxy RSS: before ${before} KiB, with 1000 associations ${during} KiB ($(( (during - before) / 1000 )) KiB each), after ${after} KiB"
