@@ -454,6 +454,12 @@ struct SctpProxy::Impl {
     if (s == nullptr) return false;
     configure(s, r.client_in, r.client_out, r.id);
     set_path_mtu(s, ep, SCTP_FUTURE_ASSOC);
+    // A silent endpoint is given up after init_attempts INITs init_timeout_ms apart (the
+    // default initial RTO of 3 s would keep the client waiting before the next endpoint).
+    sctp_rtoinfo rto{};
+    rto.srto_assoc_id = SCTP_FUTURE_ASSOC;
+    rto.srto_initial = options.init_timeout_ms;
+    usrsctp_setsockopt(s, IPPROTO_SCTP, SCTP_RTOINFO, &rto, sizeof rto);
     Path* p = path(*src, ep);
     sockaddr_conn local{};
     local.sconn_family = AF_CONN;

@@ -979,11 +979,69 @@ TEST_F(KproxyClusterTest, SctpUserspaceModeTaintsTheNodeAndWritesNoSctpRule) {
     EXPECT_TRUE(answered(after, 8) && servers(after) == std::set<std::string>{other}) << describe(after);
     api().upsert("endpointslices", slice_json("churn", {{a1().ip, 1}, {b2().ip, 2}}));
   }
+  // An endpoint that refuses the association (x1: a usrsctp stack with nothing on the port, so
+  // it answers the INIT with ABORT) is replaced by another before the client notices: every
+  // request is answered by a1, and the failures are counted.
+  auto metric = [&](const std::string& name) {
+    const std::string text = TestCluster::exec(node1(), {"curl", "-s", "127.0.0.1:10249/metrics"}).out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+    }
+    return -1.0;
+  };
+  Pod& x1 = cluster().add_pod(1, "x1");
+  Pod& s4 = cluster().add_pod(2, "s4");
+  ASSERT_TRUE(cluster().ok()) << cluster().error();
+  BackgroundProcess& refuser = cluster().start(x1.ns, {testpeer_binary(), "serve", "--name", "x1", "--sctp", "9999"});
+  BackgroundProcess& narrow = cluster().start(
+      s4.ns, {testpeer_binary(), "serve", "--name", "s4", "--sctp", std::to_string(kPodPort), "--sctp-streams", "4"});
+  ASSERT_TRUE(refuser.wait_for_line("ready", 5s) && narrow.wait_for_line("ready", 5s)) << refuser.describe() << narrow.describe();
+  api().upsert("services", service_json(SvcSpec{.name = "failover", .cluster_ip = "10.96.0.40"}));
+  api().upsert("endpointslices", slice_json("failover", {{x1.ip, 1}, {a1().ip, 1}}));
+  api().upsert("services", service_json(SvcSpec{.name = "narrow", .cluster_ip = "10.96.0.41"}));
+  api().upsert("endpointslices", slice_json("narrow", {{s4.ip, 2}}));
+  RequestResult first = reaches(c1().ns, Proto::kSctp, "10.96.0.40:80", 1, {"a1"});
+  ASSERT_TRUE(answered(first, 1)) << describe(first);
+  const double failures_before = metric("kproxy_sctp_userspace_endpoint_connect_failures_total");
+  for (int i = 0; i < 30 && metric("kproxy_sctp_userspace_endpoint_connect_failures_total") <= failures_before; ++i) {
+    RequestResult r = TestCluster::request(c1().ns, Proto::kSctp, "10.96.0.40:80", 5000, 1);
+    ASSERT_TRUE(answered(r, 1) && servers(r) == std::set<std::string>{"a1"}) << describe(r);
+  }
+  EXPECT_GT(metric("kproxy_sctp_userspace_endpoint_connect_failures_total"), failures_before)
+      << "x1 was never tried in 30 associations";
+  // An endpoint that grants fewer inbound streams (4) than the client opened (usrsctp's
+  // default, 10): the client's association is aborted rather than its streams remapped.
+  RequestResult few = TestCluster::request(c1().ns, Proto::kSctp, "10.96.0.41:80", 5000, 1);
+  EXPECT_NE(few.exit_code, 0) << describe(few);
+  EXPECT_NE(g_suite->kproxy->stderr_text().find("granted 4 streams, the client uses 10"), std::string::npos)
+      << g_suite->kproxy->stderr_text();
+  // The metrics count what went through.
+  EXPECT_GT(metric("kproxy_sctp_userspace_associations_total"), 40);
+  EXPECT_GT(metric("kproxy_sctp_userspace_messages_total{direction=\"to_endpoint\"}"), 40);
+  EXPECT_GT(metric("kproxy_sctp_userspace_bytes_total{direction=\"to_client\"}"), 1000);
+  EXPECT_GT(metric("kproxy_sctp_userspace_rejected_total"), -1);
+  // The Service addresses are local to the node (labelled lo:kproxy), and other TCP to them is
+  // refused rather than reaching the node's own sockets (a TCP listener on node 1's port 2222).
+  EXPECT_NE(TestCluster::exec(node1(), {"ip", "-4", "addr", "show", "dev", "lo"}).out.find("10.96.0.10/32 scope host lo:kproxy"),
+            std::string::npos)
+      << TestCluster::exec(node1(), {"ip", "-4", "addr", "show", "dev", "lo"}).out;
+  BackgroundProcess& node_listener = cluster().start(node1(), {testpeer_binary(), "serve", "--name", "node", "--tcp", "2222"});
+  ASSERT_TRUE(node_listener.wait_for_line("ready", 5s)) << node_listener.describe();
+  EXPECT_EQ(TestCluster::request(c1().ns, Proto::kTcp, at(cluster().node_ip(1), 2222), 2000).exit_code, 0)
+      << "the node's listener answers on its own address";
+  RequestResult to_vip = TestCluster::request(c1().ns, Proto::kTcp, std::string(kWebIp) + ":2222", 2000);
+  EXPECT_EQ(to_vip.exit_code, 2) << "TCP to a userspace-SCTP Service address reached the node\n" << describe(to_vip);
+  node_listener.stop();
+  api().remove("services", "default", "failover");
+  api().remove("services", "default", "narrow");
   RequestResult empty = TestCluster::request(c1().ns, Proto::kSctp, at(kEmptyIp), 2000);
   EXPECT_EQ(empty.exit_code, 2) << "a Service without endpoints refuses (ABORT)\n" << describe(empty);
 
   ASSERT_TRUE(restart(false)) << g_suite->kproxy->describe();
   EXPECT_TRUE(wait_for([&] { return !has_taint(); })) << g_suite->kproxy->stderr_text();
+  EXPECT_EQ(TestCluster::exec(node1(), {"ip", "-4", "addr", "show", "dev", "lo"}).out.find("lo:kproxy"), std::string::npos)
+      << "the userspace-SCTP addresses outlived the mode";
   RequestResult back = reaches(c1().ns, Proto::kSctp, at(kWebIp), 8, {"a1", "b2"});
   EXPECT_TRUE(answered(back, 8)) << describe(back);
 }

@@ -1,6 +1,7 @@
 // kproxy-testpeer: a traffic peer for the netns tests and the demo.
 //
 //   kproxy-testpeer serve --name NAME [--tcp PORT]... [--udp PORT]... [--sctp PORT]... [--bind IP]
+//                         [--sctp-streams N]
 //   kproxy-testpeer request --proto tcp|udp|sctp --to IP:PORT [--timeout-ms N] [--count N] [--bind IP[:PORT]]
 //                           [--echo-check 1] [--hold-ms N]
 //
@@ -132,6 +133,7 @@ void sctp_subscribe_assoc_change(struct socket* s) {
 struct ServeOptions {
   std::string name;
   std::vector<int> tcp, udp, sctp;
+  int sctp_streams = 64;  // offered both ways
   sockaddr_in bind{};
 };
 
@@ -242,7 +244,7 @@ int serve(const ServeOptions& o) {
     sctp_start(false);
     for (int port : o.sctp) {
       struct socket* s = usrsctp_socket(AF_INET, SOCK_SEQPACKET, IPPROTO_SCTP, sctp_server_receive, nullptr, 0, nullptr);
-      if (s != nullptr) sctp_streams(s, 64);
+      if (s != nullptr) sctp_streams(s, static_cast<uint16_t>(o.sctp_streams));
       sockaddr_in a = o.bind;
       a.sin_port = htons(static_cast<uint16_t>(port));
       if (s == nullptr || usrsctp_bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || usrsctp_listen(s, 1) != 0) {
@@ -813,6 +815,10 @@ int run(int argc, char** argv) {
         auto port = parse_int(v, 1, 65535);
         if (!port) return usage(("bad port " + v).c_str());
         (f == "--tcp" ? o.tcp : f == "--udp" ? o.udp : o.sctp).push_back(*port);
+      } else if (f == "--sctp-streams") {
+        auto n = parse_int(v, 1, 65535);
+        if (!n) return usage(("bad stream count " + v).c_str());
+        o.sctp_streams = *n;
       } else if (f == "--bind") {
         auto a = parse_endpoint(v, false);
         if (!a) return usage(("bad address " + v).c_str());
