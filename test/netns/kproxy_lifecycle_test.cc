@@ -177,4 +177,20 @@ TEST_F(KproxyLifecycle, CleanupExitsNonZeroWhenAForeignRuleHoldsAChain) {
   EXPECT_NE(cleanup.stderr_text().find("could not remove everything"), std::string::npos) << cleanup.describe();
 }
 
+// --sctp-userspace-mode without CAP_NET_RAW (dropped from the bounding set, as a pod's
+// securityContext would) exits 1 naming the capability, before touching iptables.
+TEST_F(KproxyLifecycle, SctpUserspaceModeWithoutNetRawExitsNamingTheCapability) {
+  const std::string before = normalized_save(*ns_);
+  BackgroundProcess p({"setpriv", "--bounding-set=-net_raw", "--inh-caps=-net_raw", KPROXY_BINARY,
+                       "--manifests=" + kManifests, "--hostname-override=n1", "--sctp-userspace-mode"},
+                      ns_->name());
+  EXPECT_EQ(wait_exit(p, 10s), 1) << p.describe();
+  EXPECT_NE(p.stderr_text().find("--sctp-userspace-mode needs CAP_NET_RAW"), std::string::npos) << p.describe();
+  EXPECT_EQ(normalized_save(*ns_), before);
+  // With the capability the same command line runs.
+  auto kproxy = start_kproxy({"--sctp-userspace-mode"});
+  EXPECT_TRUE(eventually([&] { return has_service_rules(); }, 20s)) << kproxy->describe();
+  EXPECT_EQ(kproxy->stop(), 0) << kproxy->describe();
+}
+
 }  // namespace
