@@ -87,6 +87,8 @@ field() { tr ' ' '\n' <<<"$1" | awk -v k="$2" 'prev == k {print; exit} {prev = $
 median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
 cpu_ticks() { awk '{print $14 + $15}' /proc/$kpid/stat; }
+# busy and total jiffies of the whole machine (every core): how loaded the run kept it
+machine_busy() { awk '/^cpu / {t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t}' /proc/stat; }
 run() {  # run KIND(direct|proxy) SIZE MESSAGES WINDOW
   local to=10.77.2.2:9000
   [ "$1" = proxy ] && to=10.96.0.10:80
@@ -94,30 +96,40 @@ run() {  # run KIND(direct|proxy) SIZE MESSAGES WINDOW
 }
 
 printf '%-34s %14s %14s %8s\n' "case" "direct" "proxy" "ratio"
+# KPROXY_BENCH_CASE=16 runs only the cases whose name contains it; KPROXY_BENCH_PERF=FILE
+# records kproxy with perf for the first 8 s of them.
 [ -n "${KPROXY_BENCH_PERF:-}" ] && { perf record -g -o "$KPROXY_BENCH_PERF" -p $kpid -- sleep 8 > /dev/null 2>&1 & }
 for c in "latency 100 B, 1 in flight|100 5000 1|p50_us" \
          "latency 100 B, 1 in flight (p99)|100 5000 1|p99_us" \
          "throughput 100 B, 64 in flight|100 50000 64|msgs_per_s" \
          "throughput 16 KiB, 16 in flight|16384 5000 16|mb_per_s"; do
   name=${c%%|*}; rest=${c#*|}; args=${rest%|*}; key=${rest##*|}
-  : > "$work/d"; : > "$work/p"; : > "$work/cpu"
+  [[ "$name" == *"${KPROXY_BENCH_CASE:-}"* ]] || continue
+  : > "$work/d"; : > "$work/p"; : > "$work/cpu"; : > "$work/md"; : > "$work/mp"
   for _ in $(seq "$rounds"); do
+    m0=$(machine_busy)
     # shellcheck disable=SC2086
     field "$(run direct $args)" "$key" >> "$work/d"
+    echo "$m0 $(machine_busy)" | awk '{print ($3 - $1) / ($4 - $2)}' >> "$work/md"
     # shellcheck disable=SC2086
-    t0=$(cpu_ticks); s0=$(date +%s.%N)
+    t0=$(cpu_ticks); s0=$(date +%s.%N); m0=$(machine_busy)
     # shellcheck disable=SC2086
     field "$(run proxy $args)" "$key" >> "$work/p"
     echo "$(( $(cpu_ticks) - t0 )) $(date +%s.%N) $s0" | awk '{print $1 / 100 / ($2 - $3)}' >> "$work/cpu"
+    echo "$m0 $(machine_busy)" | awk '{print ($3 - $1) / ($4 - $2)}' >> "$work/mp"
   done
   d=$(median < "$work/d"); pr=$(median < "$work/p")
-  printf '%-34s %14s %14s %8.3f   (kproxy busy %.0f%% of one core)\n' "$name" "$d" "$pr" \
-    "$(awk -v a="$pr" -v b="$d" 'BEGIN {print a / b}')" "$(median < "$work/cpu" | awk '{print $1 * 100}')"
+  printf '%-34s %14s %14s %8.3f   (machine busy %.0f%% direct, %.0f%% proxy; kproxy %.0f%% of one core)\n' \
+    "$name" "$d" "$pr" "$(awk -v a="$pr" -v b="$d" 'BEGIN {print a / b}')" "$(median < "$work/md" | awk '{print $1 * 100}')" \
+    "$(median < "$work/mp" | awk '{print $1 * 100}')" "$(median < "$work/cpu" | awk '{print $1 * 100}')"
   if [ "$key" = p50_us ]; then
     printf '%-34s %14s\n' "  added median latency (us)" "$(awk -v a="$pr" -v b="$d" 'BEGIN {print a - b}')"
   fi
 done
 
+# Packets the kernel dropped at the proxy's raw socket (its receive queue full): should stay 0.
+echo "raw socket drops on the node: $(nsx $node awk 'NR > 1 {d += $NF} END {print d + 0}' /proc/net/raw)"
+[ -n "${KPROXY_BENCH_CASE:-}" ] && exit 0
 before=$(rss_kib)
 nsx $cli "$peer" bench --to 10.96.0.10:80 --associations 1000 --hold-ms 4000 > "$work/hold.out" 2>&1 &
 hold=$!

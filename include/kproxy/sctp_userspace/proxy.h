@@ -54,6 +54,7 @@ struct ProxyStats {
   std::uint64_t endpoint_connect_failures = 0;  // endpoint associations that never came up
   std::uint64_t rejected = 0;                   // INITs answered with ABORT (no endpoints, limit)
   std::uint64_t packets_in = 0, packets_out = 0;
+  std::uint64_t bad_checksums = 0;  // packets dropped for a wrong CRC32c
 };
 
 class SctpProxy {
