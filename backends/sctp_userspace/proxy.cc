@@ -44,6 +44,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::uint8_t kChunkInit = 1;
 constexpr std::uint8_t kChunkAbort = 6;
+constexpr std::uint8_t kChunkShutdownComplete = 14;
 constexpr std::uint64_t kListenerBit = std::uint64_t{1} << 63;
 
 // One (local IPv4, remote IPv4) pair, network byte order. Its address is the AF_CONN
@@ -227,14 +228,19 @@ struct SctpProxy::Impl {
   }
 
   // An ABORT answering an INIT (its initiate tag becomes the verification tag).
-  void send_abort_for_init(std::uint32_t local, std::uint32_t remote, const std::uint8_t* sctp, std::size_t len) {
-    if (len < 12 + 20) return;
+  // An ABORT answering a packet: for an INIT, with its initiate tag as the verification tag;
+  // for anything else out of the blue (RFC 4960 8.4), with the packet's own tag reflected (T
+  // bit set).
+  void send_abort(std::uint32_t local, std::uint32_t remote, const std::uint8_t* sctp, std::size_t len) {
+    const bool init = len >= 12 + 20 && sctp[12] == kChunkInit;
+    if (!init && len < 12 + 4) return;
     std::uint8_t abort[16] = {};
-    std::memcpy(abort, sctp + 2, 2);          // source port: the INIT's destination
-    std::memcpy(abort + 2, sctp, 2);          // destination port: the INIT's source
-    std::memcpy(abort + 4, sctp + 12 + 4, 4);  // verification tag: the INIT's initiate tag
+    std::memcpy(abort, sctp + 2, 2);  // source port: the packet's destination
+    std::memcpy(abort + 2, sctp, 2);  // destination port: the packet's source
+    std::memcpy(abort + 4, init ? sctp + 12 + 4 : sctp + 4, 4);
     abort[12] = kChunkAbort;
-    abort[15] = 4;  // chunk length
+    abort[13] = init ? 0 : 1;  // T bit
+    abort[15] = 4;             // chunk length
     Path p{local, remote, 0, Clock::now()};
     output(&p, abort, sizeof abort, 0, 0);
   }
@@ -261,10 +267,22 @@ struct SctpProxy::Impl {
         counters.bad_checksums.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
+      const bool is_init = len >= 16 && sctp[12] == kChunkInit;
+      auto known = paths.find({dst, src});
+      if (!ours_as_client && !is_init && known == paths.end()) {
+        // Out of the blue: no association of the proxy's can exist without its path (e.g. a
+        // client still talking to a proxy that restarted). Answered as RFC 4960 8.4 says,
+        // without creating state, so stray or spoofed packets cost no memory.
+        if (len >= 16 && sctp[12] != kChunkAbort && sctp[12] != kChunkShutdownComplete) send_abort(dst, src, sctp, len);
+        continue;
+      }
       if (!ours_as_client) {
-        if (len >= 16 && sctp[12] == kChunkInit) {
+        if (is_init) {
           const Decision d = table->decide(v4(dst), dport, v4(src));
-          const bool full = relays.size() >= options.max_associations;
+          // Paths outlive their associations by minutes: bound them too (an INIT flood from
+          // many sources), not only the relays.
+          const bool full = relays.size() >= options.max_associations ||
+                            (known == paths.end() && paths.size() >= 2 * options.max_associations + 1024);
           if (d.verdict == Decision::Verdict::kDrop) {
             if (log::v(4)) spdlog::debug("sctp proxy: INIT from {} to {}:{} dropped: {}", v4(src).to_string(),
                                          v4(dst).to_string(), dport, d.reason);
@@ -276,7 +294,7 @@ struct SctpProxy::Impl {
                            dport, full ? "too many associations" : d.reason);
             }
             counters.rejected.fetch_add(1, std::memory_order_relaxed);
-            send_abort_for_init(dst, src, sctp, len);
+            send_abort(dst, src, sctp, len);
             continue;
           }
         }
