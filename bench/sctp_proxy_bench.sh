@@ -92,12 +92,13 @@ machine_busy() { awk '/^cpu / {t = 0; for (i = 2; i <= NF; i++) t += $i; print t
 run() {  # run KIND(direct|proxy) SIZE MESSAGES WINDOW
   local to=10.77.2.2:9000
   [ "$1" = proxy ] && to=10.96.0.10:80
-  nsx $cli "$peer" bench --to $to --size "$2" --messages "$3" --window "$4"
+  nsx $cli "$peer" bench --to $to --size "$2" --messages "$3" --window "$4" | tee -a "$work/raw.txt"
 }
 
 printf '%-34s %14s %14s %8s\n' "case" "direct" "proxy" "ratio"
 # KPROXY_BENCH_CASE=16 runs only the cases whose name contains it; KPROXY_BENCH_PERF=FILE
-# records kproxy with perf for the first 8 s of them.
+# records kproxy with perf for the first 8 s of them; KPROXY_BENCH_RAW=1 prints every
+# client's own line (loaded round trips: p50_us, p99_us).
 [ -n "${KPROXY_BENCH_PERF:-}" ] && { perf record -g -o "$KPROXY_BENCH_PERF" -p $kpid -- sleep 8 > /dev/null 2>&1 & }
 for c in "latency 100 B, 1 in flight|100 5000 1|p50_us" \
          "latency 100 B, 1 in flight (p99)|100 5000 1|p99_us" \
@@ -128,6 +129,7 @@ for c in "latency 100 B, 1 in flight|100 5000 1|p50_us" \
 done
 
 # Packets the kernel dropped at the proxy's raw socket (its receive queue full): should stay 0.
+[ -n "${KPROXY_BENCH_RAW:-}" ] && cat "$work/raw.txt"
 echo "raw socket drops on the node: $(nsx $node awk 'NR > 1 {d += $NF} END {print d + 0}' /proc/net/raw)"
 [ -n "${KPROXY_BENCH_CASE:-}" ] && exit 0
 before=$(rss_kib)

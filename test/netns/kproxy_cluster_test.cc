@@ -905,10 +905,11 @@ TEST_F(KproxyClusterTest, SctpUserspaceModeTaintsTheNodeAndWritesNoSctpRule) {
     }
     return pred();
   };
-  auto restart = [&](bool userspace) {
+  auto restart = [&](bool userspace, const std::vector<std::string>& extra = {}) {
     EXPECT_EQ(g_suite->kproxy->stop(), 0) << g_suite->kproxy->describe();
     auto argv = kproxy_argv(*g_suite);
     if (userspace) argv.push_back("--sctp-userspace-mode");
+    argv.insert(argv.end(), extra.begin(), extra.end());
     g_suite->kproxy = &cluster().start(node1(), argv);
     return wait_for([] { return g_suite->kproxy->stderr_text().find("iptables full sync") != std::string::npos; });
   };
@@ -1037,6 +1038,30 @@ TEST_F(KproxyClusterTest, SctpUserspaceModeTaintsTheNodeAndWritesNoSctpRule) {
   api().remove("services", "default", "narrow");
   RequestResult empty = TestCluster::request(c1().ns, Proto::kSctp, at(kEmptyIp), 2000);
   EXPECT_EQ(empty.exit_code, 2) << "a Service without endpoints refuses (ABORT)\n" << describe(empty);
+
+  // --sctp-userspace-max-associations: with one association held, the next INIT is refused
+  // (ABORT) and counted; once it ends, associations are accepted again.
+  ASSERT_TRUE(restart(true, {"--sctp-userspace-max-associations=1"})) << g_suite->kproxy->describe();
+  {
+    auto one_answer = [](const RequestResult& r) { return answered(r, 1); };
+    RequestResult warm = eventually(c1().ns, Proto::kSctp, at(kWebIp), 1, one_answer);
+    ASSERT_EQ(warm.exit_code, 0) << describe(warm);
+    BackgroundProcess held({testpeer_binary(), "request", "--proto", "sctp", "--to", at(kWebIp), "--timeout-ms", "3000",
+                            "--hold-ms", "3000"},
+                           c1().ns);
+    ASSERT_TRUE(held.wait_for([](const std::vector<std::string>& l) { return !l.empty(); }, 5s)) << held.describe();
+    RequestResult over = TestCluster::request(c1().ns, Proto::kSctp, at(kWebIp), 2000);
+    EXPECT_EQ(over.exit_code, 2) << "a second association beyond the limit of 1\n" << describe(over);
+    EXPECT_GE(metric("kproxy_sctp_userspace_rejected_total"), 1);
+    // The held association ends with a SHUTDOWN after its 3 s, freeing the slot.
+    for (const auto deadline = std::chrono::steady_clock::now() + 10s;
+         held.running() && std::chrono::steady_clock::now() < deadline;) {
+      std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_EQ(held.stop(), 0) << held.describe();
+    RequestResult again = eventually(c1().ns, Proto::kSctp, at(kWebIp), 1, one_answer);
+    EXPECT_EQ(again.exit_code, 0) << describe(again);
+  }
 
   ASSERT_TRUE(restart(false)) << g_suite->kproxy->describe();
   EXPECT_TRUE(wait_for([&] { return !has_taint(); })) << g_suite->kproxy->stderr_text();
