@@ -89,6 +89,7 @@ struct SctpProxy::Impl {
     Path* endpoint_path = nullptr;
     std::uint16_t endpoint_local_port = 0;
     std::uint16_t listen_port = 0;  // the port the client connected to
+    std::uint16_t client_port = 0;
     proxier::ServicePortName service;
     IpAddress client_ip;
     std::optional<Target> target;
@@ -118,6 +119,11 @@ struct SctpProxy::Impl {
   std::map<std::uint16_t, struct socket*> listeners;
   std::unordered_map<std::uint64_t, std::unique_ptr<Relay>> relays;
   std::set<std::uint16_t> endpoint_ports;  // bound by endpoint-side sockets
+  // The relay each association belongs to, by (path, local port, remote port): every packet
+  // fed to usrsctp marks its relay dirty, because usrsctp makes no upcall when a packet ends an
+  // association (an ABORT frees it before the upcall point).
+  using Flow = std::tuple<const Path*, std::uint16_t, std::uint16_t>;
+  std::map<Flow, std::uint64_t> flows;
   std::uint16_t next_port = 0;
   std::uint64_t next_id = 1;
   std::vector<std::uint64_t> dirty;
@@ -299,7 +305,10 @@ struct SctpProxy::Impl {
           }
         }
       }
-      usrsctp_conninput(path(dst, src), sctp, len, 0);
+      Path* p = path(dst, src);
+      usrsctp_conninput(p, sctp, len, 0);
+      const auto sport = static_cast<std::uint16_t>(sctp[0] << 8 | sctp[1]);
+      if (auto it = flows.find(Flow{p, dport, sport}); it != flows.end()) dirty.push_back(it->second);
     }
   }
 
@@ -425,6 +434,7 @@ struct SctpProxy::Impl {
   }
 
   void release_endpoint_side(Relay& r, bool abort) {
+    if (r.endpoint_path != nullptr && r.target) flows.erase(Flow{r.endpoint_path, r.endpoint_local_port, r.target->port});
     close_socket(r.endpoint, abort);
     if (r.endpoint_local_port != 0) endpoint_ports.erase(r.endpoint_local_port);
     r.endpoint_local_port = 0;
@@ -441,6 +451,7 @@ struct SctpProxy::Impl {
     }
     release_endpoint_side(r, abort);
     close_socket(r.client, abort);
+    if (r.client_path != nullptr) flows.erase(Flow{r.client_path, r.listen_port, r.client_port});
     if (r.client_path != nullptr) --r.client_path->relays;
     r.client_path = nullptr;
     r.dead = true;
@@ -498,6 +509,7 @@ struct SctpProxy::Impl {
     r.endpoint_local_port = *port;
     r.endpoint_path = p;
     ++p->relays;
+    flows[Flow{p, *port, t.port}] = r.id;
     sockaddr_conn to{};
     to.sconn_family = AF_CONN;
     to.sconn_port = htons(t.port);
@@ -527,7 +539,9 @@ struct SctpProxy::Impl {
       r.client = c;
       r.client_path = p;
       r.listen_port = port;
+      r.client_port = ntohs(from.sconn_port);
       if (p != nullptr) ++p->relays;
+      if (p != nullptr) flows[Flow{p, port, r.client_port}] = r.id;
       r.client_ip = p != nullptr ? v4(p->remote) : IpAddress();
       relays.emplace(r.id, std::move(relay));
       counters.active.fetch_add(1, std::memory_order_relaxed);
@@ -749,6 +763,7 @@ struct SctpProxy::Impl {
   void loop() {
     auto last_timer = Clock::now();
     auto last_collect = last_timer;
+    auto last_sweep = last_timer;
     while (!stopping.load()) {
       pollfd fds[2] = {{raw, POLLIN, 0}, {wake, POLLIN, 0}};
       poll(fds, 2, relays.empty() ? 100 : 10);
@@ -766,6 +781,18 @@ struct SctpProxy::Impl {
       if (fds[0].revents & POLLIN) receive_packets();
       run_dirty();
       flush_output();
+      if (now - last_sweep > std::chrono::seconds(1)) {
+        // Timer-driven ends (heartbeats unanswered, retransmissions exhausted) may also come
+        // without an upcall: look at every relay once a second.
+        for (const auto& [id, r] : relays) {
+          for (struct socket* s : {r->client, r->endpoint}) {
+            if (s != nullptr && (usrsctp_get_events(s) & (SCTP_EVENT_READ | SCTP_EVENT_ERROR)) != 0) dirty.push_back(id);
+          }
+        }
+        run_dirty();
+        flush_output();
+        last_sweep = now;
+      }
       if (now - last_collect > std::chrono::seconds(10)) {
         collect_paths(now);
         last_collect = now;

@@ -1011,6 +1011,38 @@ TEST_F(KproxyClusterTest, SctpUserspaceModeTaintsTheNodeAndWritesNoSctpRule) {
   }
   EXPECT_GT(metric("kproxy_sctp_userspace_endpoint_connect_failures_total"), failures_before)
       << "x1 was never tried in 30 associations";
+  // A silent endpoint (no pod at 10.244.2.99: the INITs go unanswered) is given up after two
+  // INITs 1 s apart and the next one is tried; the client is answered, a little later.
+  api().upsert("services", service_json(SvcSpec{.name = "silent", .cluster_ip = "10.96.0.43"}));
+  api().upsert("endpointslices", slice_json("silent", {{"10.244.2.99", 2}, {a1().ip, 1}}));
+  ASSERT_TRUE(answered(reaches(c1().ns, Proto::kSctp, "10.96.0.43:80", 1, {"a1"}), 1));
+  const double silent_before = metric("kproxy_sctp_userspace_endpoint_connect_failures_total");
+  for (int i = 0; i < 10 && metric("kproxy_sctp_userspace_endpoint_connect_failures_total") <= silent_before; ++i) {
+    RequestResult r = TestCluster::request(c1().ns, Proto::kSctp, "10.96.0.43:80", 8000, 1);
+    ASSERT_TRUE(answered(r, 1) && servers(r) == std::set<std::string>{"a1"}) << describe(r);
+  }
+  EXPECT_GT(metric("kproxy_sctp_userspace_endpoint_connect_failures_total"), silent_before)
+      << "the silent endpoint was never tried in 10 associations";
+  // A client's ABORT reaches the endpoint (its server sees the association lost); the SHUTDOWN
+  // of every other request above ended theirs without one.
+  Pod& ab = cluster().add_pod(2, "ab");
+  ASSERT_TRUE(cluster().ok()) << cluster().error();
+  BackgroundProcess& ab_server =
+      cluster().start(ab.ns, {testpeer_binary(), "serve", "--name", "ab", "--sctp", std::to_string(kPodPort)});
+  ASSERT_TRUE(ab_server.wait_for_line("ready", 5s)) << ab_server.describe();
+  api().upsert("services", service_json(SvcSpec{.name = "aborts", .cluster_ip = "10.96.0.42"}));
+  api().upsert("endpointslices", slice_json("aborts", {{ab.ip, 2}}));
+  RequestResult graceful = reaches(c1().ns, Proto::kSctp, "10.96.0.42:80", 1, {"ab"});
+  ASSERT_TRUE(answered(graceful, 1)) << describe(graceful);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_FALSE(ab_server.wait_for_line("sctp association lost", 10ms)) << "a SHUTDOWN was carried as an ABORT";
+  RequestResult aborting =
+      TestCluster::request(c1().ns, Proto::kSctp, "10.96.0.42:80", 3000, 1, {"--abort-at-end", "1"});
+  ASSERT_TRUE(answered(aborting, 1)) << describe(aborting);
+  EXPECT_TRUE(ab_server.wait_for_line("sctp association lost", 5s)) << "the client's ABORT did not reach the endpoint\n"
+                                                                    << ab_server.describe() << g_suite->kproxy->stderr_text();
+  api().remove("services", "default", "silent");
+  api().remove("services", "default", "aborts");
   // An endpoint that grants fewer inbound streams (4) than the client opened (usrsctp's
   // default, 10): the client's association is aborted rather than its streams remapped.
   RequestResult few = TestCluster::request(c1().ns, Proto::kSctp, "10.96.0.41:80", 5000, 1);

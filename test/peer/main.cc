@@ -3,7 +3,7 @@
 //   kproxy-testpeer serve --name NAME [--tcp PORT]... [--udp PORT]... [--sctp PORT]... [--bind IP]
 //                         [--sctp-streams N]
 //   kproxy-testpeer request --proto tcp|udp|sctp --to IP:PORT [--timeout-ms N] [--count N] [--bind IP[:PORT]]
-//                           [--echo-check 1] [--hold-ms N]
+//                           [--echo-check 1] [--hold-ms N] [--abort-at-end 1]
 //
 // The server answers every request with "NAME <peer-ip>:<peer-port>\n", the source address
 // it saw (tests use it to tell whether traffic was masqueraded), and prints "ready" once every
@@ -148,6 +148,14 @@ std::map<sctp_assoc_t, std::string> g_partial;
 int sctp_server_receive(struct socket* s, union sctp_sockstore addr, void* data, size_t len, sctp_rcvinfo rcv, int flags,
                         void* /*ulp_info*/) {
   if (data == nullptr) return 1;
+  if ((flags & MSG_NOTIFICATION) != 0 && len >= sizeof(sctp_assoc_change)) {
+    // An association the peer aborted (or that timed out): tests watch for this line.
+    const auto* n = static_cast<const sctp_notification*>(data);
+    if (n->sn_header.sn_type == SCTP_ASSOC_CHANGE && n->sn_assoc_change.sac_state == SCTP_COMM_LOST) {
+      std::printf("sctp association lost\n");
+      std::fflush(stdout);
+    }
+  }
   if ((flags & MSG_NOTIFICATION) == 0 && len > 0) {
     std::string& message = g_partial[rcv.rcv_assoc_id];
     message.append(static_cast<const char*>(data), len);
@@ -318,6 +326,8 @@ struct RequestOptions {
   // SCTP: after the reply (printed at once), keep the association for this long; exit 2 if
   // the peer aborts it meanwhile.
   int hold_ms = 0;
+  // SCTP: end each association with an ABORT instead of a SHUTDOWN.
+  bool abort_at_end = false;
 };
 
 Outcome errno_outcome(const char* what, int err) {
@@ -583,14 +593,15 @@ Outcome request_sctp(const RequestOptions& o) {
   // after its reply; seen under ASan as a double free in sofree). Without a close the socket
   // is never marked free-able, so only the process exit ends it. The association itself is
   // still ended properly: gracefully after a reply, with an ABORT after a failure.
-  if (out.code == kOk) {
+  if (out.code == kOk && !o.abort_at_end) {
     usrsctp_shutdown(s, SHUT_WR);
   } else if (st->up) {
     sctp_sndinfo abort_info{};
     abort_info.snd_flags = SCTP_ABORT;
-    usrsctp_sendv(s, nullptr, 0, nullptr, 0, &abort_info, sizeof abort_info, SCTP_SENDV_SNDINFO, 0);
+    // usrsctp_sendv refuses a null buffer (EFAULT) even for an ABORT without a reason.
+    usrsctp_sendv(s, kRequest, 0, nullptr, 0, &abort_info, sizeof abort_info, SCTP_SENDV_SNDINFO, 0);
   }
-  if (out.code != kOk) {
+  if (out.code != kOk || o.abort_at_end) {
     std::lock_guard lock(st->mu);
     st->closed = true;  // nothing graceful to wait for at exit
   }
@@ -783,7 +794,7 @@ int usage(const char* why) {
                "kproxy-testpeer: %s\n"
                "usage: kproxy-testpeer serve --name NAME [--tcp PORT]... [--udp PORT]... [--sctp PORT]... [--bind IP]\n"
                "       kproxy-testpeer request --proto tcp|udp|sctp --to IP:PORT [--timeout-ms N] [--count N] "
-               "[--bind IP] [--echo-check 1] [--hold-ms N]\n",
+               "[--bind IP] [--echo-check 1] [--hold-ms N] [--abort-at-end 1]\n",
                why);
   return kError;
 }
@@ -875,6 +886,9 @@ int run(int argc, char** argv) {
       } else if (f == "--echo-check") {
         if (v != "1" && v != "0") return usage(("bad --echo-check " + v).c_str());
         o.echo_check = v == "1";
+      } else if (f == "--abort-at-end") {
+        if (v != "1" && v != "0") return usage(("bad --abort-at-end " + v).c_str());
+        o.abort_at_end = v == "1";
       } else if (f == "--hold-ms") {
         auto n = parse_int(v, 0, 600000);
         if (!n) return usage(("bad hold " + v).c_str());
