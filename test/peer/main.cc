@@ -139,8 +139,23 @@ struct ServeOptions {
 
 std::string g_name;  // read by the usrsctp receive callback
 
-// Messages being reassembled (delivered in parts above usrsctp's partial-delivery point), by
-// association; only the receive thread touches it.
+// What the receive callbacks share. The state of an SCTP_ASSOC_CHANGE notification, or
+// nothing for any other delivery.
+std::optional<uint16_t> assoc_change_state(const void* data, size_t len, int flags) {
+  if ((flags & MSG_NOTIFICATION) == 0 || len < sizeof(sctp_assoc_change)) return std::nullopt;
+  const auto* n = static_cast<const sctp_notification*>(data);
+  if (n->sn_header.sn_type != SCTP_ASSOC_CHANGE) return std::nullopt;
+  return n->sn_assoc_change.sac_state;
+}
+
+// Appends a delivery to the message being reassembled (usrsctp delivers a message in parts
+// above its partial-delivery point); true once it is whole.
+bool append_part(std::string& message, const void* data, size_t len, int flags) {
+  message.append(static_cast<const char*>(data), len);
+  return (flags & MSG_EOR) != 0;
+}
+
+// Messages being reassembled, by association; only the receive thread touches it.
 std::map<sctp_assoc_t, std::string> g_partial;
 
 // A message starting with "ECHO" comes back whole, on its stream, with its PPID and its
@@ -148,18 +163,14 @@ std::map<sctp_assoc_t, std::string> g_partial;
 int sctp_server_receive(struct socket* s, union sctp_sockstore addr, void* data, size_t len, sctp_rcvinfo rcv, int flags,
                         void* /*ulp_info*/) {
   if (data == nullptr) return 1;
-  if ((flags & MSG_NOTIFICATION) != 0 && len >= sizeof(sctp_assoc_change)) {
+  if (assoc_change_state(data, len, flags) == SCTP_COMM_LOST) {
     // An association the peer aborted (or that timed out): tests watch for this line.
-    const auto* n = static_cast<const sctp_notification*>(data);
-    if (n->sn_header.sn_type == SCTP_ASSOC_CHANGE && n->sn_assoc_change.sac_state == SCTP_COMM_LOST) {
-      std::printf("sctp association lost\n");
-      std::fflush(stdout);
-    }
+    std::printf("sctp association lost\n");
+    std::fflush(stdout);
   }
   if ((flags & MSG_NOTIFICATION) == 0 && len > 0) {
     std::string& message = g_partial[rcv.rcv_assoc_id];
-    message.append(static_cast<const char*>(data), len);
-    if ((flags & MSG_EOR) != 0) {
+    if (append_part(message, data, len, flags)) {
       const bool echo = message.rfind("ECHO", 0) == 0;
       const std::string reply = echo ? message : g_name + " " + endpoint_text(addr.sin) + "\n";
       sctp_sndinfo snd{};
@@ -468,16 +479,13 @@ int sctp_client_receive(struct socket* /*s*/, union sctp_sockstore /*addr*/, voi
   {
     std::lock_guard lock(st->mu);
     if ((flags & MSG_NOTIFICATION) != 0) {
-      const auto* n = static_cast<const sctp_notification*>(data);
-      if (len >= sizeof(sctp_assoc_change) && n->sn_header.sn_type == SCTP_ASSOC_CHANGE) {
-        const uint16_t state = n->sn_assoc_change.sac_state;
-        if (state == SCTP_COMM_UP || state == SCTP_RESTART) st->up = true;
-        if (state == SCTP_CANT_STR_ASSOC || state == SCTP_COMM_LOST) st->failed = true;
-        if (state == SCTP_SHUTDOWN_COMP || state == SCTP_CANT_STR_ASSOC || state == SCTP_COMM_LOST) st->closed = true;
+      if (const auto state = assoc_change_state(data, len, flags)) {
+        if (*state == SCTP_COMM_UP || *state == SCTP_RESTART) st->up = true;
+        if (*state == SCTP_CANT_STR_ASSOC || *state == SCTP_COMM_LOST) st->failed = true;
+        if (*state == SCTP_SHUTDOWN_COMP || *state == SCTP_CANT_STR_ASSOC || *state == SCTP_COMM_LOST) st->closed = true;
       }
     } else {
-      st->partial.append(static_cast<const char*>(data), len);
-      if ((flags & MSG_EOR) != 0) {
+      if (append_part(st->partial, data, len, flags)) {
         if (st->partial.rfind("ECHO", 0) == 0) {
           st->messages.push_back({std::move(st->partial), rcv.rcv_sid, rcv.rcv_ppid, (rcv.rcv_flags & SCTP_UNORDERED) != 0});
         } else {
@@ -673,15 +681,12 @@ int bench_receive(struct socket*, union sctp_sockstore, void* data, size_t len, 
   {
     std::lock_guard lock(st->mu);
     if ((flags & MSG_NOTIFICATION) != 0) {
-      const auto* n = static_cast<const sctp_notification*>(data);
-      if (len >= sizeof(sctp_assoc_change) && n->sn_header.sn_type == SCTP_ASSOC_CHANGE) {
-        const uint16_t state = n->sn_assoc_change.sac_state;
-        if (state == SCTP_COMM_UP) ++st->up;
-        if (state == SCTP_CANT_STR_ASSOC || state == SCTP_COMM_LOST) ++st->failed;
+      if (const auto state = assoc_change_state(data, len, flags)) {
+        if (*state == SCTP_COMM_UP) ++st->up;
+        if (*state == SCTP_CANT_STR_ASSOC || *state == SCTP_COMM_LOST) ++st->failed;
       }
     } else {
-      st->partial.append(static_cast<const char*>(data), len);
-      if ((flags & MSG_EOR) != 0) {
+      if (append_part(st->partial, data, len, flags)) {
         if (st->partial.rfind("ECHO", 0) == 0) {
           if (st->echoed < st->sent_at.size()) {
             st->rtt_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - st->sent_at[st->echoed]).count());
