@@ -1002,27 +1002,25 @@ TEST_F(KproxyClusterTest, SctpUserspaceModeTaintsTheNodeAndWritesNoSctpRule) {
   api().upsert("endpointslices", slice_json("failover", {{x1.ip, 1}, {a1().ip, 1}}));
   api().upsert("services", service_json(SvcSpec{.name = "narrow", .cluster_ip = "10.96.0.41"}));
   api().upsert("endpointslices", slice_json("narrow", {{s4.ip, 2}}));
-  RequestResult first = reaches(c1().ns, Proto::kSctp, "10.96.0.40:80", 1, {"a1"});
-  ASSERT_TRUE(answered(first, 1)) << describe(first);
-  const double failures_before = metric("kproxy_sctp_userspace_endpoint_connect_failures_total");
-  for (int i = 0; i < 30 && metric("kproxy_sctp_userspace_endpoint_connect_failures_total") <= failures_before; ++i) {
-    RequestResult r = TestCluster::request(c1().ns, Proto::kSctp, "10.96.0.40:80", 5000, 1);
-    ASSERT_TRUE(answered(r, 1) && servers(r) == std::set<std::string>{"a1"}) << describe(r);
-  }
-  EXPECT_GT(metric("kproxy_sctp_userspace_endpoint_connect_failures_total"), failures_before)
-      << "x1 was never tried in 30 associations";
+  // Associations to `to` until the proxy counts a failed endpoint (at most `tries`): every one
+  // is answered by a1, the other endpoint being the one that fails.
+  auto fails_over_to_a1 = [&](const std::string& to, int tries, int timeout_ms, const std::string& failing) {
+    const std::string failures = "kproxy_sctp_userspace_endpoint_connect_failures_total";
+    RequestResult first = reaches(c1().ns, Proto::kSctp, to, 1, {"a1"});
+    ASSERT_TRUE(answered(first, 1)) << describe(first);
+    const double before = metric(failures);
+    for (int i = 0; i < tries && metric(failures) <= before; ++i) {
+      RequestResult r = TestCluster::request(c1().ns, Proto::kSctp, to, timeout_ms, 1);
+      ASSERT_TRUE(answered(r, 1) && servers(r) == std::set<std::string>{"a1"}) << describe(r);
+    }
+    EXPECT_GT(metric(failures), before) << failing << " was never tried in " << tries << " associations";
+  };
+  ASSERT_NO_FATAL_FAILURE(fails_over_to_a1("10.96.0.40:80", 30, 5000, "x1"));
   // A silent endpoint (no pod at 10.244.2.99: the INITs go unanswered) is given up after two
   // INITs 1 s apart and the next one is tried; the client is answered, a little later.
   api().upsert("services", service_json(SvcSpec{.name = "silent", .cluster_ip = "10.96.0.43"}));
   api().upsert("endpointslices", slice_json("silent", {{"10.244.2.99", 2}, {a1().ip, 1}}));
-  ASSERT_TRUE(answered(reaches(c1().ns, Proto::kSctp, "10.96.0.43:80", 1, {"a1"}), 1));
-  const double silent_before = metric("kproxy_sctp_userspace_endpoint_connect_failures_total");
-  for (int i = 0; i < 10 && metric("kproxy_sctp_userspace_endpoint_connect_failures_total") <= silent_before; ++i) {
-    RequestResult r = TestCluster::request(c1().ns, Proto::kSctp, "10.96.0.43:80", 8000, 1);
-    ASSERT_TRUE(answered(r, 1) && servers(r) == std::set<std::string>{"a1"}) << describe(r);
-  }
-  EXPECT_GT(metric("kproxy_sctp_userspace_endpoint_connect_failures_total"), silent_before)
-      << "the silent endpoint was never tried in 10 associations";
+  ASSERT_NO_FATAL_FAILURE(fails_over_to_a1("10.96.0.43:80", 10, 8000, "the silent endpoint"));
   // A client's ABORT reaches the endpoint (its server sees the association lost); the SHUTDOWN
   // of every other request above ended theirs without one.
   Pod& ab = cluster().add_pod(2, "ab");
