@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <usrsctp.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -305,7 +306,8 @@ struct SctpProxy::Impl {
           }
         }
       }
-      Path* p = path(dst, src);
+      Path* p = known != paths.end() ? known->second.get() : path(dst, src);
+      p->last_used = Clock::now();
       usrsctp_conninput(p, sctp, len, 0);
       const auto sport = static_cast<std::uint16_t>(sctp[0] << 8 | sctp[1]);
       if (auto it = flows.find(Flow{p, dport, sport}); it != flows.end()) dirty.push_back(it->second);
@@ -322,13 +324,11 @@ struct SctpProxy::Impl {
     const int buf = options.socket_buffer_bytes;
     usrsctp_setsockopt(s, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
     usrsctp_setsockopt(s, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-    for (std::uint16_t type : {SCTP_ASSOC_CHANGE}) {
-      sctp_event ev{};
-      ev.se_assoc_id = SCTP_ALL_ASSOC;
-      ev.se_type = type;
-      ev.se_on = 1;
-      usrsctp_setsockopt(s, IPPROTO_SCTP, SCTP_EVENT, &ev, sizeof ev);
-    }
+    sctp_event ev{};
+    ev.se_assoc_id = SCTP_ALL_ASSOC;
+    ev.se_type = SCTP_ASSOC_CHANGE;
+    ev.se_on = 1;
+    usrsctp_setsockopt(s, IPPROTO_SCTP, SCTP_EVENT, &ev, sizeof ev);
     sctp_initmsg init{};
     init.sinit_num_ostreams = ostreams;
     init.sinit_max_instreams = instreams;
@@ -710,9 +710,9 @@ struct SctpProxy::Impl {
     for (int round = 0; round < 64 && !dirty.empty(); ++round) {
       std::vector<std::uint64_t> work;
       work.swap(dirty);
-      std::set<std::uint64_t> seen;
+      std::sort(work.begin(), work.end());
+      work.erase(std::unique(work.begin(), work.end()), work.end());
       for (std::uint64_t id : work) {
-        if (!seen.insert(id).second) continue;
         if (id & kListenerBit) {
           const auto port = static_cast<std::uint16_t>(id & 0xffff);
           if (auto it = listeners.find(port); it != listeners.end()) accept_on(port, it->second);

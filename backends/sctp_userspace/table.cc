@@ -109,11 +109,10 @@ Decision ProxyTable::decide_for(const Frontend& f, const IpAddress& client) cons
     return d;
   };
   if (f.kind == FrontendKind::kLoadBalancer && p.source_ranges_restricted) {
+    // (kube-proxy's allowFromNode, a range holding the node's IP letting the node in, is
+    // this same test: the node's associations come from that IP.)
     const bool allowed =
-        std::any_of(p.source_ranges.begin(), p.source_ranges.end(), [&](const Cidr& c) { return c.contains(client); }) ||
-        (!options_.node_ips.empty() && std::any_of(p.source_ranges.begin(), p.source_ranges.end(), [&](const Cidr& c) {
-          return c.contains(options_.node_ips.front()) && client == options_.node_ips.front();
-        }));
+        std::any_of(p.source_ranges.begin(), p.source_ranges.end(), [&](const Cidr& c) { return c.contains(client); });
     if (!allowed) return refuse(Decision::Verdict::kDrop, "client not in loadBalancerSourceRanges");
   }
   bool use_local = false;

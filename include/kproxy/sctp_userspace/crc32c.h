@@ -1,7 +1,7 @@
 // The SCTP checksum (CRC32c, RFC 4960 appendix B), for the proxy's packets: usrsctp is told
 // the checksum is offloaded (usrsctp_enable_crc32c_offload) and the loop computes and checks
-// it here, with the CPU's crc32 instruction where there is one (SSE 4.2) and a table
-// otherwise. usrsctp's own table code was about a tenth of the proxy's CPU under load.
+// it here, with the CPU's crc32 instruction where there is one (SSE 4.2) and usrsctp's own
+// table code otherwise (which was about a tenth of the proxy's CPU under load).
 #pragma once
 
 #include <cstddef>
