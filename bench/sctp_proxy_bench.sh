@@ -23,6 +23,8 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # and whatever still runs in the namespaces (nsx forks: the server is a child of its subshell)
+  for ns in $cli $node $srv; do ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true; done
   wait 2>/dev/null || true
   for ns in $cli $node $srv; do ip netns del "$ns" 2>/dev/null || true; done
   rm -rf "$work"
@@ -79,6 +81,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 grep -q "iptables full sync" "$work/kproxy.out" || { cat "$work/kproxy.out"; exit 1; }
+spid=$(ip netns pids $srv | head -1)  # the server itself (nsx runs it in a subshell)
 # `ip netns exec` execs in place: $kpid is kproxy itself.
 rss_kib() { awk '/^VmRSS/ {print $2}' /proc/$kpid/status; }
 
@@ -89,10 +92,18 @@ median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 cpu_ticks() { awk '{print $14 + $15}' /proc/$kpid/stat; }
 # busy and total jiffies of the whole machine (every core): how loaded the run kept it
 machine_busy() { awk '/^cpu / {t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t}' /proc/stat; }
+# IP packets received plus sent in namespace NS (its /proc/net/snmp)
+ip_packets() { nsx "$1" awk '$1 == "Ip:" && $2 ~ /^[0-9]/ {print $4 + $11}' /proc/net/snmp; }
 run() {  # run KIND(direct|proxy) SIZE MESSAGES WINDOW
   local to=10.77.2.2:9000
   [ "$1" = proxy ] && to=10.96.0.10:80
-  nsx $cli "$peer" bench --to $to --size "$2" --messages "$3" --window "$4" | tee -a "$work/raw.txt"
+  local c0 s0 out
+  c0=$(ip_packets $cli); s0=$(ip_packets $srv); st0=$(awk '{print $14 + $15}' /proc/$spid/stat)
+  out=$(nsx $cli /usr/bin/time -f "client_cpu_s %U+%S" "$peer" bench --to $to --size "$2" --messages "$3" --window "$4" 2>&1)
+  out="${out//$'\n'/ } server_cpu_s $(( $(awk '{print $14 + $15}' /proc/$spid/stat) - st0 ))e-2"
+  # packets per message at the client and at the server (both directions, SACKs included)
+  echo "$1 $out client_pkts_per_msg $(( ($(ip_packets $cli) - c0) * 100 / $3 ))e-2 server_pkts_per_msg $(( ($(ip_packets $srv) - s0) * 100 / $3 ))e-2" >> "$work/raw.txt"
+  echo "$out"
 }
 
 printf '%-34s %14s %14s %8s\n' "case" "direct" "proxy" "ratio"
@@ -130,7 +141,8 @@ done
 
 # Packets the kernel dropped at the proxy's raw socket (its receive queue full): should stay 0.
 [ -n "${KPROXY_BENCH_RAW:-}" ] && cat "$work/raw.txt"
-echo "raw socket drops on the node: $(nsx $node awk 'NR > 1 {d += $NF} END {print d + 0}' /proc/net/raw)"
+raw_drops() { nsx "$1" awk 'NR > 1 {d += $NF} END {print d + 0}' /proc/net/raw; }
+echo "raw socket drops: node $(raw_drops $node), client $(raw_drops $cli), server $(raw_drops $srv)"
 [ -n "${KPROXY_BENCH_CASE:-}" ] && exit 0
 before=$(rss_kib)
 nsx $cli "$peer" bench --to 10.96.0.10:80 --associations 1000 --hold-ms 4000 > "$work/hold.out" 2>&1 &

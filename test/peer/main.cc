@@ -783,8 +783,15 @@ int bench(const sockaddr_in& to, size_t size, size_t messages, size_t window, in
   const double p50 = rtt.empty() ? 0 : rtt[rtt.size() / 2];
   const double p99 = rtt.empty() ? 0 : rtt[std::min(rtt.size() - 1, rtt.size() * 99 / 100)];
   const double bytes = 2.0 * static_cast<double>(messages * data.size());
-  std::printf("messages %zu bytes %.0f seconds %.4f msgs_per_s %.1f mb_per_s %.2f p50_us %.1f p99_us %.1f\n", messages,
-              bytes, seconds, static_cast<double>(messages) / seconds, bytes / seconds / 1e6, p50, p99);
+  // The client's SCTP view of the run: data chunks it retransmitted (and how many of those after a
+  // T3 timeout), and duplicates it received (the peer's retransmissions that were not needed).
+  sctpstat stat{};
+  usrsctp_get_stat(&stat);
+  std::printf(
+      "messages %zu bytes %.0f seconds %.4f msgs_per_s %.1f mb_per_s %.2f p50_us %.1f p99_us %.1f retransmitted %u "
+      "t3_timeouts %u duplicates_received %u\n",
+      messages, bytes, seconds, static_cast<double>(messages) / seconds, bytes / seconds / 1e6, p50, p99,
+      stat.sctps_sendretransdata, stat.sctps_timodata, stat.sctps_recvdupdata);
   std::fflush(stdout);
   lock.unlock();
   usrsctp_shutdown(s, SHUT_WR);
