@@ -46,6 +46,7 @@ using Clock = std::chrono::steady_clock;
 constexpr std::uint8_t kChunkInit = 1;
 constexpr std::uint8_t kChunkAbort = 6;
 constexpr std::uint8_t kChunkShutdownComplete = 14;
+constexpr std::uint8_t kChunkCookieEcho = 10;
 constexpr std::uint64_t kListenerBit = std::uint64_t{1} << 63;
 
 // One (local IPv4, remote IPv4) pair, network byte order. Its address is the AF_CONN
@@ -103,6 +104,7 @@ struct SctpProxy::Impl {
     std::optional<Message> pending[2];
     bool eof[2] = {false, false};
     bool shut[2] = {false, false};  // usrsctp_shutdown sent toward that direction's sink
+    bool nodelay[2] = {true, true};  // SCTP_NODELAY of that direction's sink (see flush)
     bool dead = false;
   };
 
@@ -252,66 +254,88 @@ struct SctpProxy::Impl {
     output(&p, abort, sizeof abort, 0, 0);
   }
 
+  // Raw packets are read in batches (recvmmsg): a system call costs more than the packet's
+  // own processing here.
+  static constexpr std::size_t kInSlots = 32;
+  static constexpr std::size_t kInSlotBytes = 65536 + 256;
+  std::vector<std::uint8_t> in_buffers = std::vector<std::uint8_t>(kInSlots * kInSlotBytes);
+
   void receive_packets() {
-    for (int i = 0; i < 256; ++i) {
-      const ssize_t n = recv(raw, buffer.data(), buffer.size(), MSG_DONTWAIT);
-      if (n < 0) return;
-      counters.packets_in.fetch_add(1, std::memory_order_relaxed);
-      const std::uint8_t* b = buffer.data();
-      if (n < 20 || (b[0] >> 4) != 4) continue;
-      const std::size_t ihl = (b[0] & 0x0f) * 4u;
-      if (static_cast<std::size_t>(n) < ihl + 12) continue;
-      std::uint32_t src = 0, dst = 0;
-      std::memcpy(&src, b + 12, 4);
-      std::memcpy(&dst, b + 16, 4);
-      const std::uint8_t* sctp = b + ihl;
-      const std::size_t len = static_cast<std::size_t>(n) - ihl;
-      const std::uint16_t dport = static_cast<std::uint16_t>(sctp[2] << 8 | sctp[3]);
-      const bool ours_as_client = endpoint_ports.contains(dport);
-      if (!ours_as_client && (!table || !table->answers(v4(dst), dport))) continue;  // another stack's packet
-      // usrsctp is told the checksum is offloaded: it is checked here, before anything else.
-      if (!sctp_checksum_ok(buffer.data() + ihl, len)) {
-        counters.bad_checksums.fetch_add(1, std::memory_order_relaxed);
-        continue;
+    mmsghdr msgs[kInSlots];
+    iovec iov[kInSlots];
+    for (int round = 0; round < 8; ++round) {
+      for (std::size_t i = 0; i < kInSlots; ++i) {
+        iov[i] = {in_buffers.data() + i * kInSlotBytes, kInSlotBytes};
+        msgs[i] = mmsghdr{};
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
       }
-      const bool is_init = len >= 16 && sctp[12] == kChunkInit;
-      auto known = paths.find({dst, src});
-      if (!ours_as_client && !is_init && known == paths.end()) {
-        // Out of the blue: no association of the proxy's can exist without its path (e.g. a
-        // client still talking to a proxy that restarted). Answered as RFC 4960 8.4 says,
-        // without creating state, so stray or spoofed packets cost no memory.
-        if (len >= 16 && sctp[12] != kChunkAbort && sctp[12] != kChunkShutdownComplete) send_abort(dst, src, sctp, len);
-        continue;
-      }
-      if (!ours_as_client) {
-        if (is_init) {
-          const Decision d = table->decide(v4(dst), dport, v4(src));
-          // Paths outlive their associations by minutes: bound them too (an INIT flood from
-          // many sources), not only the relays.
-          const bool full = relays.size() >= options.max_associations ||
-                            (known == paths.end() && paths.size() >= 2 * options.max_associations + 1024);
-          if (d.verdict == Decision::Verdict::kDrop) {
-            if (log::v(4)) spdlog::debug("sctp proxy: INIT from {} to {}:{} dropped: {}", v4(src).to_string(),
-                                         v4(dst).to_string(), dport, d.reason);
-            continue;
+      const int n = recvmmsg(raw, msgs, kInSlots, MSG_DONTWAIT, nullptr);
+      if (n <= 0) return;
+      for (int i = 0; i < n; ++i) handle_packet(in_buffers.data() + i * kInSlotBytes, msgs[i].msg_len);
+      if (static_cast<std::size_t>(n) < kInSlots) return;
+    }
+  }
+
+  void handle_packet(std::uint8_t* b, std::size_t n) {
+    counters.packets_in.fetch_add(1, std::memory_order_relaxed);
+    if (n < 20 || (b[0] >> 4) != 4) return;
+    const std::size_t ihl = (b[0] & 0x0f) * 4u;
+    if (static_cast<std::size_t>(n) < ihl + 12) return;
+    std::uint32_t src = 0, dst = 0;
+    std::memcpy(&src, b + 12, 4);
+    std::memcpy(&dst, b + 16, 4);
+    std::uint8_t* sctp = b + ihl;
+    const std::size_t len = static_cast<std::size_t>(n) - ihl;
+    const std::uint16_t dport = static_cast<std::uint16_t>(sctp[2] << 8 | sctp[3]);
+    const bool ours_as_client = endpoint_ports.contains(dport);
+    if (!ours_as_client && (!table || !table->answers(v4(dst), dport))) return;  // another stack's packet
+    // usrsctp is told the checksum is offloaded: it is checked here, before anything else.
+    if (!sctp_checksum_ok(sctp, len)) {
+      counters.bad_checksums.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    const bool is_init = len >= 16 && sctp[12] == kChunkInit;
+    auto known = paths.find({dst, src});
+    if (!ours_as_client && !is_init && known == paths.end()) {
+      // Out of the blue: no association of the proxy's can exist without its path (e.g. a
+      // client still talking to a proxy that restarted). Answered as RFC 4960 8.4 says,
+      // without creating state, so stray or spoofed packets cost no memory.
+      if (len >= 16 && sctp[12] != kChunkAbort && sctp[12] != kChunkShutdownComplete) send_abort(dst, src, sctp, len);
+      return;
+    }
+    if (!ours_as_client) {
+      if (is_init) {
+        const Decision d = table->decide(v4(dst), dport, v4(src));
+        // Paths outlive their associations by minutes: bound them too (an INIT flood from
+        // many sources), not only the relays.
+        const bool full = relays.size() >= options.max_associations ||
+                          (known == paths.end() && paths.size() >= 2 * options.max_associations + 1024);
+        if (d.verdict == Decision::Verdict::kDrop) {
+          if (log::v(4)) spdlog::debug("sctp proxy: INIT from {} to {}:{} dropped: {}", v4(src).to_string(),
+                                       v4(dst).to_string(), dport, d.reason);
+          return;
+        }
+        if (d.verdict != Decision::Verdict::kForward || full) {
+          if (log::v(2)) {
+            spdlog::info("sctp proxy: INIT from {} to {}:{} refused: {}", v4(src).to_string(), v4(dst).to_string(),
+                         dport, full ? "too many associations" : d.reason);
           }
-          if (d.verdict != Decision::Verdict::kForward || full) {
-            if (log::v(2)) {
-              spdlog::info("sctp proxy: INIT from {} to {}:{} refused: {}", v4(src).to_string(), v4(dst).to_string(),
-                           dport, full ? "too many associations" : d.reason);
-            }
-            counters.rejected.fetch_add(1, std::memory_order_relaxed);
-            send_abort(dst, src, sctp, len);
-            continue;
-          }
+          counters.rejected.fetch_add(1, std::memory_order_relaxed);
+          send_abort(dst, src, sctp, len);
+          return;
         }
       }
-      Path* p = known != paths.end() ? known->second.get() : path(dst, src);
-      p->last_used = Clock::now();
-      usrsctp_conninput(p, sctp, len, 0);
-      const auto sport = static_cast<std::uint16_t>(sctp[0] << 8 | sctp[1]);
-      if (auto it = flows.find(Flow{p, dport, sport}); it != flows.end()) dirty.push_back(it->second);
     }
+    Path* p = known != paths.end() ? known->second.get() : path(dst, src);
+    p->last_used = Clock::now();
+    if (!ours_as_client && len >= 16 && sctp[12] == kChunkCookieEcho) {
+      // The association is created from this packet: with this client's path MTU.
+      if (auto it = listeners.find(dport); it != listeners.end()) set_path_mtu(it->second, src);
+    }
+    usrsctp_conninput(p, sctp, len, 0);
+    const auto sport = static_cast<std::uint16_t>(sctp[0] << 8 | sctp[1]);
+    if (auto it = flows.find(Flow{p, dport, sport}); it != flows.end()) dirty.push_back(it->second);
   }
 
   // --- sockets ---------------------------------------------------------------------------
@@ -398,15 +422,19 @@ struct SctpProxy::Impl {
     return out;
   }
 
-  // usrsctp gives AF_CONN paths an MTU of 1280; the real one (less the IPv4 header) saves
-  // packets. Path MTU discovery stays off: the route's MTU is what the kernel will send.
-  void set_path_mtu(struct socket* s, std::uint32_t remote, sctp_assoc_t assoc) {
+  // usrsctp gives AF_CONN paths an MTU of 1280; the route's saves packets. Path MTU discovery
+  // stays off: the route's MTU is what the kernel will send. For AF_CONN, usrsctp's path MTU
+  // counts what follows the SCTP common header, and it adds the header itself: 1,500 on the
+  // route is 1,468 here (one more byte and every full packet leaves the node in two IP fragments).
+  // It applies to associations made after the call: an accepted association takes its
+  // listener's, so the listener is set for each client just before its COOKIE ECHO is fed in.
+  void set_path_mtu(struct socket* s, std::uint32_t remote) {
     const auto r = route(remote);
     if (!r) return;
     sctp_paddrparams p{};
-    p.spp_assoc_id = assoc;
+    p.spp_assoc_id = SCTP_FUTURE_ASSOC;
     p.spp_flags = SPP_PMTUD_DISABLE;
-    p.spp_pathmtu = r->mtu - 20;
+    p.spp_pathmtu = r->mtu - 20 - 12;
     usrsctp_setsockopt(s, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &p, sizeof p);
   }
 
@@ -441,6 +469,7 @@ struct SctpProxy::Impl {
     if (r.endpoint_path != nullptr) --r.endpoint_path->relays;
     r.endpoint_path = nullptr;
     r.up = false;
+    r.nodelay[kToEndpoint] = true;  // a new endpoint socket starts with SCTP_NODELAY on
   }
 
   void finish(Relay& r, bool abort, std::string_view why) {
@@ -487,7 +516,7 @@ struct SctpProxy::Impl {
     struct socket* s = usrsctp_socket(AF_CONN, SOCK_STREAM, IPPROTO_SCTP, nullptr, nullptr, 0, nullptr);
     if (s == nullptr) return false;
     configure(s, r.client_in, r.client_out, r.id);
-    set_path_mtu(s, ep, SCTP_FUTURE_ASSOC);
+    set_path_mtu(s, ep);
     // A silent endpoint is given up after init_attempts INITs init_timeout_ms apart (the
     // default initial RTO of 3 s would keep the client waiting before the next endpoint).
     sctp_rtoinfo rto{};
@@ -557,7 +586,6 @@ struct SctpProxy::Impl {
         finish(r, true, "no status");
         continue;
       }
-      set_path_mtu(c, p->remote, st.sstat_assoc_id);
       r.client_in = st.sstat_instrms;
       r.client_out = st.sstat_outstrms;
       const Decision d = table->decide(v4(p->local), port, r.client_ip);
@@ -576,9 +604,21 @@ struct SctpProxy::Impl {
   struct socket* sink(Relay& r, Dir d) { return d == kToEndpoint ? r.endpoint : r.client; }
 
   // Sends the pending message of direction d; false while the sink has no room.
+  //
+  // Messages read in one turn are bundled: while the source has more to read, the sink queues
+  // them (Nagle on: usrsctp sends nothing with data in flight until an MTU's worth is queued);
+  // the last message of the turn goes with Nagle off, which sends everything queued at once.
+  // Unbundled, every relayed message costs the peers a packet (and a wake-up) of its own.
   bool flush(Relay& r, Dir d) {
     if (!r.pending[d]) return true;
     Message& m = *r.pending[d];
+    struct socket* from = source(r, d);
+    const bool more = !r.eof[d] && from != nullptr && (usrsctp_get_events(from) & SCTP_EVENT_READ) != 0;
+    if (more == r.nodelay[d]) {
+      const int on = more ? 0 : 1;
+      usrsctp_setsockopt(sink(r, d), IPPROTO_SCTP, SCTP_NODELAY, &on, sizeof on);
+      r.nodelay[d] = !more;
+    }
     const ssize_t n = usrsctp_sendv(sink(r, d), m.data.data(), m.data.size(), nullptr, 0, &m.info, sizeof m.info,
                                     SCTP_SENDV_SNDINFO, 0);
     if (n < 0) {

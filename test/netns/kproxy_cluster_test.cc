@@ -27,11 +27,13 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -255,6 +257,25 @@ Suite* g_suite = nullptr;
 bool g_legacy = false;
 
 // iptables-save of node 1 in kproxy's flavour (optionally one table).
+// IP fragments the kernel made in namespace ns (FragCreates in its /proc/net/snmp).
+long ip_fragments_created(const std::string& ns) {
+  std::istringstream in(TestCluster::exec(ns, {"cat", "/proc/net/snmp"}).out);
+  std::vector<std::string> names;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("Ip: ", 0) != 0) continue;
+    std::istringstream fields(line.substr(4));
+    std::vector<std::string> row{std::istream_iterator<std::string>(fields), std::istream_iterator<std::string>()};
+    if (names.empty()) {
+      names = row;
+      continue;
+    }
+    for (std::size_t i = 0; i < names.size() && i < row.size(); ++i) {
+      if (names[i] == "FragCreates") return std::stol(row[i]);
+    }
+  }
+  return -1;
+}
+
 std::string save_iptables(const std::string& node_ns, const std::string& table = "") {
   std::vector<std::string> argv = {g_legacy ? "iptables-legacy-save" : "iptables-nft-save"};
   if (!table.empty()) argv.insert(argv.end(), {"-t", table});
@@ -955,8 +976,12 @@ TEST_F(KproxyClusterTest, SctpUserspaceModeTaintsTheNodeAndWritesNoSctpRule) {
   EXPECT_TRUE(answered(sticky, 8) && servers(sticky).size() == 1) << "ClientIP affinity\n" << describe(sticky);
   // Message boundaries (1 B to 64 KiB, partial delivery reassembled), stream ids, PPIDs and
   // the unordered flag survive the relay both ways.
+  // The proxy sends packets that fit the route's MTU: none of them leaves the node as IP
+  // fragments (usrsctp's AF_CONN path MTU excludes the SCTP common header).
+  const long fragments_before = ip_fragments_created(node1());
   RequestResult echo = TestCluster::request(c1().ns, Proto::kSctp, at(kWebIp), 5000, 4, {"--echo-check", "1"});
   EXPECT_TRUE(answered(echo, 4)) << describe(echo);
+  EXPECT_EQ(ip_fragments_created(node1()), fragments_before) << "the proxy's packets were fragmented";
   // An endpoint leaves: the association relayed to it is aborted on the client's side too, and
   // new associations avoid it.
   {
