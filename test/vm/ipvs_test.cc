@@ -1,16 +1,21 @@
 // Runs inside the vm tier's guest (test/vm/run; label vm-guest): Debian's stock kernel with
-// ip_vs as a loadable module. IPVS virtual services for TCP, UDP and SCTP, programmed with
-// ipvsadm in node 1 of the namespace cluster (test/support/cluster.h) the way kube-proxy's
-// IPVS mode lays them out (the service address on a dummy kube-ipvs0, NAT forwarding,
-// masquerading of IPVS traffic), carry real traffic from the outside client to pods on both
-// nodes. Every module (ip_vs, ip_vs_rr, dummy, xt_ipvs, nf_nat...) loads on demand.
+// ip_vs as a loadable module. IPVS virtual services for TCP, UDP and SCTP, programmed by
+// kproxy's generic-netlink client (NetlinkIpvs) in node 1 of the namespace cluster
+// (test/support/cluster.h) the way kube-proxy's IPVS mode lays them out (the service address
+// on a dummy kube-ipvs0, NAT forwarding, masquerading of IPVS traffic), carry real traffic from
+// the outside client to pods on both nodes; ipvsadm, which has its own netlink code, is the
+// independent reader of what was programmed. Every module (ip_vs, ip_vs_rr, dummy, xt_ipvs,
+// nf_nat...) loads on demand.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <utility>
 
 #include "cluster.h"
+#include "kproxy/ipvs/netlink_ipvs.h"
+#include "netns.h"
 #include "vm_guest.h"
 
 namespace kproxy::testing {
@@ -56,9 +61,19 @@ class IpvsTest : public ::testing::TestWithParam<Proto> {
               "--vport", std::to_string(kVipPort), "-j", "MASQUERADE"}}) {
       if (TestCluster::exec_ok(node1, argv).exit_code != 0) return;
     }
+    // kproxy's client, its socket opened in node 1's namespace (it stays there).
+    ScopedNetnsEntry in_node1(node1);
+    if (!in_node1.ok()) return;
+    auto ipvs = ipvs::NetlinkIpvs::open();
+    if (!ipvs) {
+      open_error_ = ipvs.error();
+      return;
+    }
+    ipvs_ = std::move(*ipvs);
     ready_ = true;
   }
   static void TearDownTestSuite() {
+    ipvs_.reset();
     pods_.clear();
     cluster_.reset();
   }
@@ -66,7 +81,8 @@ class IpvsTest : public ::testing::TestWithParam<Proto> {
   void SetUp() override {
     if (!in_vm_guest()) GTEST_SKIP() << "runs inside the vm tier's guest (test/vm/run); label vm-guest";
     if (!can_create_netns()) GTEST_SKIP() << "needs root and iproute2";
-    ASSERT_TRUE(ready_) << "the cluster could not be set up" << (cluster_ ? ": " + cluster_->error() : "");
+    ASSERT_TRUE(ready_) << "the cluster could not be set up" << (cluster_ ? ": " + cluster_->error() : "")
+                        << open_error_;
   }
 
   // ipvsadm's service flag for the protocol: -t, -u or --sctp-service.
@@ -76,37 +92,162 @@ class IpvsTest : public ::testing::TestWithParam<Proto> {
 
   static void node1(const std::vector<std::string>& argv) { TestCluster::exec_ok(cluster_->node_ns(1), argv); }
 
+  model::Protocol protocol() const {
+    return GetParam() == Proto::kTcp ? model::Protocol::kTcp
+           : GetParam() == Proto::kUdp ? model::Protocol::kUdp
+                                       : model::Protocol::kSctp;
+  }
+  kernel::IpvsService vip_service() const {
+    kernel::IpvsService s;
+    s.address = *IpAddress::parse(kVip);
+    s.protocol = protocol();
+    s.port = kVipPort;
+    return s;
+  }
+  static kernel::IpvsDestination pod_destination(const Pod& pod) {
+    kernel::IpvsDestination d;
+    d.address = *IpAddress::parse(pod.ip);
+    d.port = kPodPort;
+    return d;
+  }
+  // Applies changes with kproxy's client; every one must succeed.
+  static void apply(const std::vector<kernel::IpvsChange>& changes) {
+    const auto results = ipvs_->apply(changes);
+    ASSERT_EQ(results.size(), changes.size());
+    for (const Status& r : results) EXPECT_TRUE(r.ok()) << r.message();
+  }
+  // Which pod answers each of n new connections.
+  std::map<std::string, int> spread(int n) const {
+    std::map<std::string, int> answers;
+    const std::string vip_port = std::string(kVip) + ":" + std::to_string(kVipPort);
+    for (int i = 0; i < n; ++i) {
+      const RequestResult r = TestCluster::request(cluster_->client_ns(), GetParam(), vip_port, kRequestTimeoutMs);
+      EXPECT_EQ(r.exit_code, 0) << "request " << i << ": " << r.err << joined(r.lines);
+      if (r.lines.size() == 1) answers[r.lines[0].substr(0, r.lines[0].find(' '))]++;
+    }
+    return answers;
+  }
+
   static inline std::unique_ptr<TestCluster> cluster_;
+  static inline std::unique_ptr<ipvs::NetlinkIpvs> ipvs_;
+  static inline std::string open_error_;
   static inline std::vector<Pod*> pods_;
   static inline bool ready_ = false;
 };
 
 TEST_P(IpvsTest, VirtualServiceSpreadsConnectionsRoundRobinOverPodsOnBothNodes) {
   const std::string vip_port = std::string(kVip) + ":" + std::to_string(kVipPort);
-  node1({"ipvsadm", "-A", service_flag(), vip_port, "-s", "rr"});
-  for (const Pod* pod : pods_) {
-    node1({"ipvsadm", "-a", service_flag(), vip_port, "-r", pod->ip + ":" + std::to_string(kPodPort), "-m"});
-  }
+  using Kind = kernel::IpvsChange::Kind;
+  const kernel::IpvsService svc = vip_service();
+  std::vector<kernel::IpvsChange> batch{{Kind::kAddService, svc, {}}};
+  for (const Pod* pod : pods_) batch.push_back({Kind::kAddDestination, svc, pod_destination(*pod)});
+  apply(batch);
   ASSERT_FALSE(HasFailure());
+
+  // What kproxy reads back is what it wrote, and what ipvsadm reads too.
+  auto services = ipvs_->services();
+  ASSERT_TRUE(services.ok()) << services.error();
+  ASSERT_EQ(services->size(), 1u);
+  EXPECT_EQ(services->front(), svc);
+  auto dests = ipvs_->destinations(svc);
+  ASSERT_TRUE(dests.ok()) << dests.error();
+  ASSERT_EQ(dests->size(), 3u);
+  for (const auto& d : *dests) {
+    const auto pod = std::find_if(pods_.begin(), pods_.end(), [&](const Pod* p) { return p->ip == d.address.to_string(); });
+    ASSERT_NE(pod, pods_.end()) << to_string(d);
+    EXPECT_TRUE(d.same_settings(pod_destination(**pod))) << to_string(d);
+  }
+  const RunResult listed = TestCluster::exec(cluster_->node_ns(1), {"ipvsadm", "-Ln"});
+  EXPECT_NE(listed.out.find(vip_port + " rr"), std::string::npos) << listed.out;
+  for (const Pod* pod : pods_) {
+    // "  -> 10.244.1.2:8080   Masq   1   0   0"
+    const auto at = listed.out.find(pod->ip + ":" + std::to_string(kPodPort));
+    ASSERT_NE(at, std::string::npos) << listed.out;
+    const std::string line = listed.out.substr(at, listed.out.find('\n', at) - at);
+    EXPECT_NE(line.find("Masq"), std::string::npos) << line;
+  }
 
   // Round robin over three pods: three new connections (each request is a new client
   // process, so a new source port and a new IPVS connection) reach each pod once.
-  std::map<std::string, int> answers;
-  for (int i = 0; i < 3; ++i) {
-    const RequestResult r = TestCluster::request(cluster_->client_ns(), GetParam(), vip_port, kRequestTimeoutMs);
-    ASSERT_EQ(r.exit_code, 0) << "request " << i << ": " << r.err << joined(r.lines);
-    ASSERT_EQ(r.lines.size(), 1u) << joined(r.lines);
-    answers[r.lines[0].substr(0, r.lines[0].find(' '))]++;
-  }
+  const std::map<std::string, int> answers = spread(3);
   const RunResult list = TestCluster::exec(cluster_->node_ns(1), {"ipvsadm", "-Ln", "--stats"});
   EXPECT_EQ(answers, (std::map<std::string, int>{{"a", 1}, {"b", 1}, {"c", 1}})) << list.out;
-  EXPECT_NE(list.out.find(vip_port), std::string::npos) << list.out;
   if (GetParam() == Proto::kSctp) {
     // IPVS forwards SCTP by itself (ip_vs_proto_sctp) and the pods speak usrsctp over raw IP:
     // nothing here needs, or loads, the kernel's SCTP module.
     EXPECT_FALSE(sctp_module_loaded()) << "an IPVS SCTP service loaded the kernel sctp module";
   }
-  node1({"ipvsadm", "-D", service_flag(), vip_port});
+
+  // Weight 0 takes a pod out of new connections (graceful termination's first step); a
+  // deleted destination is gone.
+  kernel::IpvsDestination drained = pod_destination(*pods_[0]);
+  drained.weight = 0;
+  apply({{Kind::kUpdateDestination, svc, drained}, {Kind::kDeleteDestination, svc, pod_destination(*pods_[1])}});
+  const std::map<std::string, int> after = spread(2);
+  EXPECT_EQ(after, (std::map<std::string, int>{{"c", 2}}));
+  dests = ipvs_->destinations(svc);
+  ASSERT_TRUE(dests.ok()) << dests.error();
+  EXPECT_EQ(dests->size(), 2u);
+
+  apply({{Kind::kDeleteService, svc, {}}});
+  services = ipvs_->services();
+  ASSERT_TRUE(services.ok()) << services.error();
+  EXPECT_TRUE(services->empty());
+}
+
+TEST_P(IpvsTest, PersistenceAndSchedulerAreUpdatedInPlace) {
+  using Kind = kernel::IpvsChange::Kind;
+  kernel::IpvsService svc = vip_service();
+  std::vector<kernel::IpvsChange> batch{{Kind::kAddService, svc, {}}};
+  for (const Pod* pod : pods_) batch.push_back({Kind::kAddDestination, svc, pod_destination(*pod)});
+  apply(batch);
+  // sessionAffinity ClientIP: persistence with its timeout; every new connection of the client
+  // then reaches one pod.
+  svc.flags = kernel::kIpvsPersistent;
+  svc.timeout = 10800;
+  svc.scheduler = "sh";
+  apply({{Kind::kUpdateService, svc, {}}});
+  auto services = ipvs_->services();
+  ASSERT_TRUE(services.ok()) << services.error();
+  ASSERT_EQ(services->size(), 1u);
+  EXPECT_EQ(services->front(), svc);
+  const RunResult listed = TestCluster::exec(cluster_->node_ns(1), {"ipvsadm", "-Ln"});
+  EXPECT_NE(listed.out.find("sh persistent 10800"), std::string::npos) << listed.out;
+  EXPECT_EQ(spread(3).size(), 1u) << "persistence sent one client to several pods";
+  apply({{Kind::kDeleteService, svc, {}}});
+}
+
+TEST_P(IpvsTest, ARefusedChangeIsReportedAndTheRestOfTheBatchApplies) {
+  if (GetParam() != Proto::kTcp) GTEST_SKIP() << "protocol-independent";
+  using Kind = kernel::IpvsChange::Kind;
+  kernel::IpvsService bad = vip_service();
+  bad.port = 81;
+  bad.scheduler = "no-such-scheduler";
+  const kernel::IpvsService good = vip_service();
+  const auto results = ipvs_->apply({{Kind::kAddService, bad, {}}, {Kind::kAddService, good, {}},
+                                     {Kind::kAddService, good, {}}});  // the second add of one service
+  ASSERT_EQ(results.size(), 3u);
+  ASSERT_FALSE(results[0].ok());
+  EXPECT_NE(results[0].message().find("add service TCP 203.0.113.10:81 (no-such-scheduler)"), std::string::npos)
+      << results[0].message();
+  EXPECT_TRUE(results[1].ok()) << results[1].message();
+  ASSERT_FALSE(results[2].ok());
+  EXPECT_NE(results[2].message().find("File exists"), std::string::npos) << results[2].message();
+  auto services = ipvs_->services();
+  ASSERT_TRUE(services.ok()) << services.error();
+  EXPECT_EQ(services->size(), 1u);
+  // Timeouts: set, read back, and ipvsadm agrees.
+  ASSERT_TRUE(ipvs_->set_timeouts({900, 120, 300}).ok());
+  auto t = ipvs_->timeouts();
+  ASSERT_TRUE(t.ok()) << t.error();
+  EXPECT_EQ(*t, (kernel::IpvsTimeouts{900, 120, 300}));
+  const RunResult listed = TestCluster::exec(cluster_->node_ns(1), {"ipvsadm", "-L", "--timeout"});
+  EXPECT_NE(listed.out.find("900 120 300"), std::string::npos) << listed.out;
+  // Flush empties the table (what --cleanup does).
+  ASSERT_TRUE(ipvs_->flush().ok());
+  services = ipvs_->services();
+  ASSERT_TRUE(services.ok()) << services.error();
+  EXPECT_TRUE(services->empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Protocols, IpvsTest, ::testing::Values(Proto::kTcp, Proto::kUdp, Proto::kSctp),
