@@ -25,8 +25,12 @@
 #include "kproxy/iptables/maintenance.h"
 #include "kproxy/iptables/proxier.h"
 #include "kproxy/proxier/conntrack_cleanup.h"
+#include "kproxy/ipvs/mode.h"
+#include "kproxy/ipvs/netlink_ipvs.h"
 #include "kproxy/kernel/exec_iptables_runner.h"
 #include "kproxy/kernel/ipset_runner.h"
+#include "kproxy/kernel/libipset_runner.h"
+#include "kproxy/kernel/links.h"
 #include "kproxy/kernel/conntrack.h"
 #include "kproxy/kernel/host.h"
 #include "kproxy/metrics/kube_proxy_metrics.h"
@@ -289,7 +293,19 @@ int main(int argc, char** argv) {
       spdlog::error("--cleanup: {}", s.message());
       return 1;
     }
-    spdlog::info("--cleanup: removed kproxy's iptables rules ({}) and userspace-SCTP addresses; exiting",
+    // The IPVS mode's: every virtual service (where the kernel has IPVS), kube-ipvs0, the
+    // layout's remaining chains and its sets.
+    auto ipvs = kproxy::ipvs::NetlinkIpvs::open();
+    if (!ipvs && kproxy::log::v(2)) spdlog::info("--cleanup: no IPVS to flush ({})", ipvs.error());
+    kproxy::kernel::NetlinkLinks links;
+    kproxy::kernel::LibIpsetRunner lib_ipsets;
+    if (auto s = kproxy::ipvs::IpvsMode::cleanup(ipvs ? ipvs->get() : nullptr, links, lib_ipsets, cleanup_runner);
+        !s.ok()) {
+      spdlog::error("--cleanup: {}", s.message());
+      return 1;
+    }
+    spdlog::info("--cleanup: removed kproxy's iptables rules ({}), IPVS services, sets and kube-ipvs0, and "
+                 "userspace-SCTP addresses; exiting",
                  kproxy::kernel::flavour_name(cleanup_options.flavour));
     return 0;
   }

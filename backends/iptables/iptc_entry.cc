@@ -101,6 +101,12 @@ struct Encoder {
   }
   void operator()(const Protocol& p) {
     proto = p.protocol;
+    if (!p.match) {
+      ip.proto = p.protocol == model::Protocol::kTcp   ? IPPROTO_TCP
+                 : p.protocol == model::Protocol::kUdp ? IPPROTO_UDP
+                                                       : IPPROTO_SCTP;
+      return;
+    }
     switch (p.protocol) {
       case model::Protocol::kTcp: {
         ip.proto = IPPROTO_TCP;

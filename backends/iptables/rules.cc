@@ -49,8 +49,10 @@ struct ArgWriter {
   }
   void operator()(const Protocol& p) {
     const std::string proto(proxier::lower_case_protocol(p.protocol));
-    add("-m");
-    add(proto);
+    if (p.match) {
+      add("-m");
+      add(proto);
+    }
     add("-p");
     add(proto);
   }

@@ -139,7 +139,9 @@ Status IpvsProxier::sync(const proxier::SyncRequest& request) {
   std::string address_error;
   desired_options.node_port_addresses = node_port_addresses(address_error);
   if (!address_error.empty()) errors.push_back("node addresses: " + address_error);
-  const DesiredState desired = build_desired(request.snapshot, desired_options);
+  node_port_addresses_ = desired_options.node_port_addresses;
+  desired_ = build_desired(request.snapshot, desired_options);
+  const DesiredState& desired = desired_;
 
   if (!known_) {
     auto read = read_kernel();

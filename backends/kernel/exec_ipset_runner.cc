@@ -31,11 +31,17 @@ std::size_t ipset_max_elements(std::size_t entries) { return std::max<std::size_
 
 std::string ipset_apply_script(const IpsetSpec& spec, bool create_set, bool destroy_leftover_tmp) {
   const std::string tmp = spec.name + "-tmp";
-  const std::string params = spec.type + " family " + std::string(ipset_family_name(spec.family));
+  // bitmap:port: "range FROM-TO", and neither family nor maxelem (the type refuses both).
+  const std::string params =
+      spec.port_range ? spec.type + " range " + std::to_string(spec.port_range->first) + "-" +
+                            std::to_string(spec.port_range->second)
+                      : spec.type + " family " + std::string(ipset_family_name(spec.family));
+  const std::string tmp_params =
+      spec.port_range ? params : params + " maxelem " + std::to_string(ipset_max_elements(spec.entries.size()));
   std::string out;
   if (destroy_leftover_tmp) out += "destroy " + tmp + "\n";
   if (create_set) out += "create " + spec.name + " " + params + "\n";
-  out += "create " + tmp + " " + params + " maxelem " + std::to_string(ipset_max_elements(spec.entries.size())) + "\n";
+  out += "create " + tmp + " " + tmp_params + "\n";
   for (const std::string& e : spec.entries) out += "add " + tmp + " " + e + "\n";
   out += "swap " + spec.name + " " + tmp + "\n";
   out += "destroy " + tmp + "\n";

@@ -1,7 +1,10 @@
 // The IpsetRunner over libipset's session API (include/kproxy/kernel/libipset_runner.h).
 //
 // Each method fills the session's data blob (set name, type, family, one element parsed by
-// ipset_parse_elem) and issues one ipset_cmd per command. Adds and deletes carry a line
+// ipset_parse_elem) and issues one ipset_cmd per command. A bitmap:port set (spec.port_range)
+// is created as the ipset binary creates it: the range in IPSET_OPT_PORT / IPSET_OPT_PORT_TO,
+// no family in the data (libipset then sends NFPROTO_UNSPEC, the type's family) and no
+// maxelem; its bare-port entries parse with that family. Adds and deletes carry a line
 // number, so libipset batches those of one set into one netlink message, as "ipset restore"
 // does, and a kernel error names the line (the entry) it failed at. Every entry is parsed
 // once before anything is sent: a bad entry fails the call with the kernel untouched.
@@ -16,6 +19,7 @@
 
 #include <algorithm>
 #include <cstdarg>
+#include <cstdint>
 #include <cstdio>
 #include <mutex>
 #include <utility>
@@ -188,18 +192,26 @@ Status LibIpsetRunner::apply(const IpsetSpec& spec) {
   Call call(&output);
   if (!call.ok()) return Error("libipset: cannot allocate a session");
   const std::string tmp = spec.name + "-tmp";
-  const std::string family_name(ipset_family_name(spec.family));
-  const std::string create_tmp = "create " + tmp + " " + spec.type + " family " + family_name + " maxelem " +
-                                 std::to_string(ipset_max_elements(spec.entries.size()));
+  // The create parameters, as ExecIpsetRunner writes them (for the error messages).
+  const std::string params =
+      spec.port_range ? spec.type + " range " + std::to_string(spec.port_range->first) + "-" +
+                            std::to_string(spec.port_range->second)
+                      : spec.type + " family " + std::string(ipset_family_name(spec.family));
+  const std::string create_tmp =
+      "create " + tmp + " " + params +
+      (spec.port_range ? "" : " maxelem " + std::to_string(ipset_max_elements(spec.entries.size())));
 
-  // The type (and the revision the kernel supports), as "create" resolves it.
+  // The type (and the revision the kernel supports), as "create" resolves it. A bitmap:port
+  // set gets no family: the type's own (NFPROTO_UNSPEC) is the only one that matches it.
   SetType t;
-  t.family = nfproto(spec.family);
   if (!call.set_name(tmp)) return call.fail(create_tmp);
-  ipset_data_set(call.data(), IPSET_OPT_FAMILY, &t.family);
+  if (!spec.port_range) {
+    t.family = nfproto(spec.family);
+    ipset_data_set(call.data(), IPSET_OPT_FAMILY, &t.family);
+  }
   if (ipset_parse_typename(call.session(), IPSET_OPT_TYPENAME, spec.type.c_str()) != 0) return call.fail(create_tmp);
   t.type = static_cast<const struct ipset_type*>(ipset_data_get(call.data(), IPSET_OPT_TYPE));
-  t.family = ipset_data_family(call.data());
+  t.family = ipset_data_family(call.data());  // NFPROTO_UNSPEC for bitmap:port
   std::vector<AdtLine> lines;
   lines.reserve(spec.entries.size());
   for (const std::string& e : spec.entries) lines.push_back({IPSET_CMD_ADD, &e});
@@ -224,14 +236,18 @@ Status LibIpsetRunner::apply(const IpsetSpec& spec) {
   auto create = [&](const std::string& name, std::optional<uint32_t> maxelem) {
     if (!call.set_name(name)) return false;
     ipset_data_set(call.data(), IPSET_OPT_TYPENAME, t.type->name);
-    ipset_data_set(call.data(), IPSET_OPT_FAMILY, &t.family);
+    if (!spec.port_range) ipset_data_set(call.data(), IPSET_OPT_FAMILY, &t.family);
     ipset_data_set(call.data(), IPSET_OPT_TYPE, t.type);
-    if (maxelem) ipset_data_set(call.data(), IPSET_OPT_MAXELEM, &*maxelem);
+    if (spec.port_range) {
+      const std::uint16_t from = spec.port_range->first, to = spec.port_range->second;
+      ipset_data_set(call.data(), IPSET_OPT_PORT_FROM, &from);
+      ipset_data_set(call.data(), IPSET_OPT_PORT_TO, &to);
+    } else if (maxelem) {
+      ipset_data_set(call.data(), IPSET_OPT_MAXELEM, &*maxelem);
+    }
     return ipset_cmd(call.session(), IPSET_CMD_CREATE, 0) == 0;
   };
-  if (create_set && !create(spec.name, std::nullopt)) {
-    return failed(call.fail("create " + spec.name + " " + spec.type + " family " + family_name));
-  }
+  if (create_set && !create(spec.name, std::nullopt)) return failed(call.fail("create " + spec.name + " " + params));
   if (!create(tmp, static_cast<uint32_t>(ipset_max_elements(spec.entries.size()))))
     return failed(call.fail(create_tmp));
   if (Status s = send_adt(call, tmp, t, lines); !s.ok()) return failed(Error(s.message()));

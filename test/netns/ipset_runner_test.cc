@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -160,10 +161,26 @@ struct TypeCase {
   std::string type;
   IpFamily family;
   Entries first, second;
+  std::optional<std::pair<std::uint16_t, std::uint16_t>> port_range = std::nullopt;  // bitmap:port
+
+  IpsetSpec spec(const std::string& name, const Entries& entries) const {
+    IpsetSpec s{name, type, family, entries};
+    s.port_range = port_range;
+    return s;
+  }
+  // What "ipset save" prints of the set's creation (up to the options kproxy leaves alone).
+  std::string create_line(const std::string& name) const {
+    if (port_range) {
+      return "create " + name + " " + type + " range " + std::to_string(port_range->first) + "-" +
+             std::to_string(port_range->second);
+    }
+    return "create " + name + " " + type + " family " + std::string(ipset_family_name(family));
+  }
 };
 
-// bitmap:port is not here: it needs a "range" and refuses "family" and "maxelem", which
-// IpsetSpec and ipset_apply_script cannot express or leave out.
+// bitmap:port (kube-proxy's KUBE-NODE-PORT-* sets) is created with a "range" and neither
+// "family" nor "maxelem"; its entries are bare ports, which "ipset save" prints in numeric
+// order and list() returns sorted as strings.
 const std::vector<TypeCase>& type_cases() {
   static const std::vector<TypeCase> cases = {
       {"hash:ip,port",
@@ -180,6 +197,7 @@ const std::vector<TypeCase>& type_cases() {
        {"10.1.0.2,tcp:8080,10.0.0.0/24", "10.1.0.4,sctp:3868,172.16.0.0/12"}},
       {"hash:ip", IpFamily::kIPv4, {"10.96.0.1", "10.96.0.2"}, {"10.96.0.3"}},
       {"hash:ip,port", IpFamily::kIPv6, {"fd00::1,tcp:443", "fd00::2,udp:53"}, {"fd00::3,sctp:3868"}},
+      {"bitmap:port", IpFamily::kIPv4, {"30080", "30081", "8080"}, {"30080", "443", "9000"}, {{0, 65535}}},
   };
   return cases;
 }
@@ -189,15 +207,19 @@ TYPED_TEST(IpsetRunnerTest, ApplyCreatesThenReplacesTheContentOfEachType) {
     const TypeCase& c = type_cases()[i];
     const std::string name = "KPT-SET-" + std::to_string(i);
     SCOPED_TRACE(c.type + " " + std::string(ipset_family_name(c.family)));
-    ASSERT_TRUE(this->runner().apply({name, c.type, c.family, c.first}).ok());
+    Status s = this->runner().apply(c.spec(name, c.first));
+    ASSERT_TRUE(s.ok()) << s.message();
     this->expect_content(name, c.first);
     const std::string save = this->node_.ns->exec({"ipset", "save", name}).out;
-    EXPECT_TRUE(contains(save, "create " + name + " " + c.type + " family " + std::string(ipset_family_name(c.family))))
-        << save;
-    Status s = this->runner().apply({name, c.type, c.family, c.second});
+    EXPECT_TRUE(contains(save, c.create_line(name))) << save;
+    if (c.port_range) {
+      EXPECT_FALSE(contains(save, "family")) << save;
+      EXPECT_FALSE(contains(save, "maxelem")) << save;
+    }
+    s = this->runner().apply(c.spec(name, c.second));
     ASSERT_TRUE(s.ok()) << s.message();
     this->expect_content(name, c.second);
-    s = this->runner().apply({name, c.type, c.family, {}});
+    s = this->runner().apply(c.spec(name, {}));
     ASSERT_TRUE(s.ok()) << s.message();
     this->expect_content(name, {});
   }
@@ -257,6 +279,41 @@ TYPED_TEST(IpsetRunnerTest, ChangeAddsAndRemovesWithExistSemantics) {
   if (TypeParam::kNamesSetAndEntry) {
     EXPECT_TRUE(contains(missing.message(), "KPT-NOT-THERE")) << missing.message();
   }
+}
+
+// kube-proxy's KUBE-NODE-PORT-TCP and the like: bitmap:port over 0-65535, bare ports.
+TYPED_TEST(IpsetRunnerTest, BitmapPortSetsApplyChangeAndListSortedAsStrings) {
+  const std::string name = "KPT-NODE-PORT";
+  IpsetSpec spec{name, "bitmap:port", IpFamily::kIPv4, {"30080", "30081", "8080"}};
+  spec.port_range = {{0, 65535}};
+  Status s = this->runner().apply(spec);
+  ASSERT_TRUE(s.ok()) << s.message();
+  // "ipset save" prints them in numeric order; list() sorts them as strings, as it does for
+  // every type.
+  const std::string save = this->node_.ns->exec({"ipset", "save", name}).out;
+  EXPECT_TRUE(contains(save, "create " + name + " bitmap:port range 0-65535")) << save;
+  EXPECT_LT(save.find("add " + name + " 8080\n"), save.find("add " + name + " 30080\n")) << save;
+  this->expect_content(name, {"30080", "30081", "8080"});
+
+  s = this->runner().change(name, {"9000", "30080"},  // the second is present
+                            {"30081", "1"});          // the second is absent
+  ASSERT_TRUE(s.ok()) << s.message();
+  this->expect_content(name, {"30080", "8080", "9000"});
+
+  ASSERT_EQ(this->node_.ns->exec_ok({"ipset", "add", name, "65535"}).exit_code, 0);
+  ASSERT_EQ(this->node_.ns->exec_ok({"ipset", "add", name, "0"}).exit_code, 0);
+  EXPECT_EQ(this->list(name), (Entries{"0", "30080", "65535", "8080", "9000"}));
+
+  // A replacement (swap) keeps the set's type; a bad port fails and keeps the content.
+  spec.entries = {"30082"};
+  s = this->runner().apply(spec);
+  ASSERT_TRUE(s.ok()) << s.message();
+  this->expect_content(name, {"30082"});
+  spec.entries = {"30083", "99999"};
+  s = this->runner().apply(spec);
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(contains(s.message(), "99999")) << s.message();
+  this->expect_content(name, {"30082"});
 }
 
 TYPED_TEST(IpsetRunnerTest, ListIsSortedAndMissingSetsAreNullopt) {
@@ -342,7 +399,7 @@ TEST(IpsetRunnersAgree, SameScriptSameSets) {
   for (std::size_t i = 0; i < type_cases().size(); ++i) {
     const TypeCase& c = type_cases()[i];
     const std::string name = "KPT-AGREE-" + std::to_string(i);
-    both("apply " + name, [&](IpsetRunner& r) { return status(r.apply({name, c.type, c.family, c.first})); });
+    both("apply " + name, [&](IpsetRunner& r) { return status(r.apply(c.spec(name, c.first))); });
     both("change " + name, [&](IpsetRunner& r) { return status(r.change(name, c.second, c.first)); });
     both("list " + name, [&](IpsetRunner& r) {
       auto l = r.list(name);

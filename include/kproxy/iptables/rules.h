@@ -29,9 +29,11 @@ struct Comment {
   std::string text;
   bool operator==(const Comment&) const = default;
 };
-// -m PROTO -p PROTO
+// -m PROTO -p PROTO, or only -p PROTO without `match` (the IPVS layout's rules, as kube-proxy
+// writes them there: no protocol match module, so no xt_sctp for SCTP; no --dport may follow).
 struct Protocol {
   model::Protocol protocol = model::Protocol::kTcp;
+  bool match = true;
   bool operator==(const Protocol&) const = default;
 };
 // [!] -s CIDR / [!] -d CIDR. A host address prints without its /32 or /128, as kube-proxy

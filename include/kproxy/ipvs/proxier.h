@@ -49,6 +49,10 @@ class IpvsProxier final : public proxier::ProxierBackend {
 
   Status sync(const proxier::SyncRequest& request) override;
   const IpvsSyncStats& last_sync() const { return stats_; }
+  // What the last sync wanted, and the node addresses it served NodePorts on (the IPVS mode's
+  // sets are built from them).
+  const DesiredState& last_desired() const { return desired_; }
+  const std::vector<IpAddress>& last_node_port_addresses() const { return node_port_addresses_; }
 
   // --cleanup: every IPVS virtual service (kproxy's or not, as kube-proxy) and kube-ipvs0.
   static Status cleanup(kernel::Ipvs& ipvs, kernel::Links& links);
@@ -64,6 +68,8 @@ class IpvsProxier final : public proxier::ProxierBackend {
   // The kernel's state as the last sync left it; nullopt: read it again.
   std::optional<std::vector<KernelServer>> known_;
   IpvsSyncStats stats_;
+  DesiredState desired_;
+  std::vector<IpAddress> node_port_addresses_;
 };
 
 }  // namespace kproxy::ipvs

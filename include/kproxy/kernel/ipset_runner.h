@@ -9,9 +9,11 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "kproxy/kernel/iptables_runner.h"
@@ -24,8 +26,14 @@ struct IpsetSpec {
   std::string name;                  // "KUBE-LOOP-BACK"
   std::string type;                  // "hash:ip,port,ip"
   IpFamily family = IpFamily::kIPv4;  // "family inet" / "family inet6"
-  // Entries as ipset prints them ("10.1.0.2,tcp:8080,10.1.0.2"), sorted, no duplicates.
+  // Entries as ipset prints them ("10.1.0.2,tcp:8080,10.1.0.2"; bare port numbers such as
+  // "30080" for bitmap:port), sorted as strings, no duplicates.
   std::vector<std::string> entries;
+  // The "range FROM-TO" of a bitmap:port set (kube-proxy's IPVS mode: 0-65535 for
+  // KUBE-NODE-PORT-TCP and the like). When set, the set is created as "<type> range FROM-TO",
+  // with no family and no maxelem (bitmap:port refuses both; its kernel family is unspec, and
+  // `family` above is then ignored). Unset for the hash types, which get "family F ... maxelem N".
+  std::optional<std::pair<std::uint16_t, std::uint16_t>> port_range = std::nullopt;
   bool operator==(const IpsetSpec&) const = default;
 };
 
@@ -60,7 +68,8 @@ std::size_t ipset_max_elements(std::size_t entries);
 
 // The "ipset restore" script of apply(): optional "destroy <name>-tmp" (a leftover) and
 // "create <name>" (the set is missing), then create the temporary set, add every entry, swap,
-// destroy the temporary set.
+// destroy the temporary set. Sets are created with "<type> family F" (the temporary one with
+// "maxelem N" too), or "<type> range FROM-TO" when spec.port_range is set (bitmap:port).
 std::string ipset_apply_script(const IpsetSpec& spec, bool create_set, bool destroy_leftover_tmp);
 
 // The "ipset restore" script of change(): "add NAME ENTRY -exist" and "del NAME ENTRY -exist" lines.

@@ -13,7 +13,9 @@ Status FakeIpset::apply(const IpsetSpec& spec) {
     return Error(m);
   }
   auto it = sets_.find(spec.name);
-  if (it != sets_.end() && (it->second.type != spec.type || it->second.family != spec.family)) {
+  // A bitmap:port set (port_range) has no family in the kernel: only the type must agree.
+  const bool same_family = spec.port_range || it == sets_.end() || it->second.family == spec.family;
+  if (it != sets_.end() && (it->second.type != spec.type || !same_family)) {
     return Error("ipset swap " + spec.name + ": the sets are of different type or family");
   }
   IpsetSpec stored = spec;

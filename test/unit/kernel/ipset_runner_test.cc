@@ -22,6 +22,26 @@ TEST(IpsetScript, BuildsInATemporarySetAndSwaps) {
   EXPECT_EQ(ipset_max_elements(100000), 200000u);
 }
 
+TEST(IpsetScript, BitmapPortIsCreatedWithARangeAndNeitherFamilyNorMaxelem) {
+  IpsetSpec spec{"KUBE-NODE-PORT-TCP", "bitmap:port", IpFamily::kIPv6, {"30080", "30081", "8080"}};
+  spec.port_range = {{0, 65535}};
+  EXPECT_EQ(ipset_apply_script(spec, true, true),
+            "destroy KUBE-NODE-PORT-TCP-tmp\n"
+            "create KUBE-NODE-PORT-TCP bitmap:port range 0-65535\n"
+            "create KUBE-NODE-PORT-TCP-tmp bitmap:port range 0-65535\n"
+            "add KUBE-NODE-PORT-TCP-tmp 30080\n"
+            "add KUBE-NODE-PORT-TCP-tmp 30081\n"
+            "add KUBE-NODE-PORT-TCP-tmp 8080\n"
+            "swap KUBE-NODE-PORT-TCP KUBE-NODE-PORT-TCP-tmp\n"
+            "destroy KUBE-NODE-PORT-TCP-tmp\n");
+  // "ipset save" prints the ports in numeric order; the entries come back sorted as strings.
+  EXPECT_EQ(ipset_entries_in_save("create KUBE-NODE-PORT-TCP bitmap:port range 0-65535\n"
+                                  "add KUBE-NODE-PORT-TCP 8080\n"
+                                  "add KUBE-NODE-PORT-TCP 30080\n"
+                                  "add KUBE-NODE-PORT-TCP 30081\n"),
+            (std::vector<std::string>{"30080", "30081", "8080"}));
+}
+
 TEST(IpsetScript, ChangesWriteOnlyTheDifference) {
   EXPECT_EQ(ipset_change_script("KUBE-LOOP-BACK", {"10.1.0.2,tcp:80,10.1.0.2"}, {"10.1.0.3,udp:53,10.1.0.3"}),
             "add KUBE-LOOP-BACK 10.1.0.2,tcp:80,10.1.0.2 -exist\n"

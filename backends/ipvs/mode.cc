@@ -1,0 +1,104 @@
+// The --proxy-mode=ipvs backend (include/kproxy/ipvs/mode.h).
+#include "kproxy/ipvs/mode.h"
+
+#include <spdlog/spdlog.h>
+
+#include "kproxy/log.h"
+
+namespace kproxy::ipvs {
+
+IpvsMode::IpvsMode(kernel::Ipvs& ipvs, kernel::Links& links, kernel::IpsetRunner& ipsets,
+                   kernel::IptablesRunner& iptables, IpvsModeOptions options)
+    : ipsets_(ipsets), iptables_(iptables), options_(std::move(options)), proxier_(ipvs, links, options_.proxier),
+      links_(links) {}
+
+Status IpvsMode::sync(const proxier::SyncRequest& request) {
+  std::vector<std::string> errors;
+  if (Status s = proxier_.sync(request); !s.ok()) errors.push_back(s.message());
+
+  LayoutOptions layout_options = options_.layout;
+  layout_options.node = request.node;
+  layout_options.node_port_addresses = proxier_.last_node_port_addresses();
+  const Layout layout = build_layout(request.snapshot, proxier_.last_desired(), layout_options);
+
+  // Sets first: the rules name them.
+  for (const kernel::IpsetSpec& spec : layout.sets) {
+    auto it = applied_sets_.find(spec.name);
+    if (it != applied_sets_.end() && it->second == spec) continue;
+    if (Status s = ipsets_.apply(spec); !s.ok()) {
+      errors.push_back(s.message());
+      applied_sets_.erase(spec.name);
+      continue;
+    }
+    applied_sets_[spec.name] = spec;
+  }
+  const std::string payload = layout.restore_payload();
+  if (!applied_rules_ || *applied_rules_ != payload) {
+    if (Status s = iptables_.restore(payload, {}); !s.ok()) {
+      errors.push_back(s.message());
+      applied_rules_.reset();
+      jumps_ensured_ = false;
+    } else {
+      applied_rules_ = payload;
+    }
+  }
+  if (!jumps_ensured_ && applied_rules_) {
+    bool all = true;
+    for (const iptables::BuiltinJump& j : layout.jumps) {
+      auto done = iptables_.ensure_rule(j.table, j.chain, iptables::rule_args(j.rule));
+      if (!done) {
+        errors.push_back(done.error());
+        all = false;
+      }
+    }
+    jumps_ensured_ = all;
+  }
+  if (errors.empty()) return {};
+  std::string text = errors.front();
+  if (errors.size() > 1) text += " (and " + std::to_string(errors.size() - 1) + " more)";
+  // The next sync checks everything again.
+  applied_rules_.reset();
+  jumps_ensured_ = false;
+  return Error(text);
+}
+
+Status IpvsMode::cleanup(kernel::Ipvs* ipvs, kernel::Links& links, kernel::IpsetRunner& ipsets,
+                         kernel::IptablesRunner& iptables) {
+  std::vector<std::string> errors;
+  if (ipvs != nullptr) {
+    if (Status s = IpvsProxier::cleanup(*ipvs, links); !s.ok()) errors.push_back(s.message());
+  } else if (auto deleted = links.delete_link(kDummyDevice); !deleted) {
+    errors.push_back(deleted.error());
+  }
+  // The jumps (as any layout writes them), then the chains, then the sets.
+  const Layout empty = build_layout({}, {}, {});
+  for (const iptables::BuiltinJump& j : empty.jumps) {
+    for (;;) {
+      auto deleted = iptables.delete_rule(j.table, j.chain, iptables::rule_args(j.rule));
+      if (!deleted || !*deleted) break;
+    }
+  }
+  for (kernel::Table table : {kernel::Table::kNat, kernel::Table::kFilter}) {
+    std::string payload = std::string("*") + std::string(kernel::table_name(table)) + "\n";
+    std::string deletes;
+    for (const std::string& chain : layout_chain_names(table)) {
+      auto exists = iptables.chain_exists(table, chain);
+      if (!exists || !*exists) continue;
+      payload += ":" + chain + " - [0:0]\n";
+      deletes += "-X " + chain + "\n";
+    }
+    if (deletes.empty()) continue;
+    payload += deletes + "COMMIT\n";
+    if (Status s = iptables.restore(payload, {}); !s.ok()) errors.push_back(s.message());
+  }
+  for (const std::string& name : layout_set_names(IpFamily::kIPv4)) {
+    auto destroyed = ipsets.destroy(name);
+    if (!destroyed) errors.push_back(destroyed.error());
+  }
+  if (errors.empty()) return {};
+  std::string text;
+  for (const auto& e : errors) text += (text.empty() ? "" : "; ") + e;
+  return Error("ipvs cleanup: " + text);
+}
+
+}  // namespace kproxy::ipvs
