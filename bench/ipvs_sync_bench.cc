@@ -151,10 +151,12 @@ int main(int argc, char** argv) {
     kernel::NetlinkLinks links;
     ipvs::IpvsProxier proxier(nl, links, {});
     std::set<proxier::ServicePortName> changed;
+    // The first sync is full; changes come as partial syncs, as the proxier loop sends them.
     auto sync = [&](const proxier::Snapshot& s, const char* name) {
       const std::uint64_t before = nl.messages_sent();
       const auto start = Clock::now();
-      const Status st = proxier.sync(proxier::SyncRequest{s, changed, proxier::SyncKind::kFull, node, nullptr});
+      const auto kind = std::string(name) == "first sync" ? proxier::SyncKind::kFull : proxier::SyncKind::kPartial;
+      const Status st = proxier.sync(proxier::SyncRequest{s, changed, kind, node, nullptr});
       const double took = seconds_since(start);
       if (!st.ok()) std::fprintf(stderr, "%s: %s\n", name, st.message().c_str());
       std::printf("%-8u %-12s %10.3f %10llu %10.2f\n", n, name, took,

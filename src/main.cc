@@ -218,6 +218,30 @@ void update_sctp_proxy(kproxy::sctp_userspace::SctpProxy& proxy, kproxy::sctp_us
   proxy.update(std::move(table));
 }
 
+// kube-proxy's CanUseIPVSProxier: unless a virtual service already uses the scheduler (a
+// restart), add and delete a dummy one at 198.51.100.0:20000 (TEST-NET-2) with it, which also
+// makes the kernel load the scheduler's module.
+kproxy::Status probe_ipvs_scheduler(kproxy::kernel::Ipvs& ipvs, const std::string& scheduler) {
+  auto services = ipvs.services();
+  if (!services) return kproxy::Error(services.error());
+  for (const auto& s : *services) {
+    if (s.scheduler == scheduler) return {};
+  }
+  kproxy::kernel::IpvsService probe;
+  probe.address = *kproxy::IpAddress::parse("198.51.100.0");
+  probe.port = 20000;
+  probe.scheduler = scheduler;
+  using Kind = kproxy::kernel::IpvsChange::Kind;
+  const auto added = ipvs.apply({{Kind::kAddService, probe, {}}});
+  if (added.empty() || !added.front().ok()) {
+    return kproxy::Error("the kernel cannot use this IPVS scheduler (" +
+                         (added.empty() ? std::string("no answer") : added.front().message()) + ")");
+  }
+  const auto deleted = ipvs.apply({{Kind::kDeleteService, probe, {}}});
+  if (deleted.empty() || !deleted.front().ok()) return kproxy::Error("deleting the probe service failed");
+  return {};
+}
+
 void sync_service_health(kproxy::health::ServiceHealthServer& server, const kproxy::proxier::Snapshot& snapshot) {
   std::map<kproxy::health::NamespacedName, std::uint16_t> ports;
   std::map<kproxy::health::NamespacedName, int> counts;
@@ -284,6 +308,10 @@ int main(int argc, char** argv) {
     cleanup_options.flavour = kproxy::kernel::detect_iptables_flavour({});
     kproxy::kernel::ExecIptablesRunner cleanup_runner(cleanup_options);
     kproxy::kernel::ExecIpsetRunner cleanup_ipsets(kproxy::kernel::ExecIpsetOptions{});
+    if (auto s = kproxy::ipvs::IpvsMode::release_rules(cleanup_runner); !s.ok()) {
+      spdlog::error("--cleanup: {}", s.message());
+      return 1;
+    }
     if (auto s = kproxy::iptables::cleanup(cleanup_runner, &cleanup_ipsets); !s.ok()) {
       spdlog::error("--cleanup ({}): {}", kproxy::kernel::flavour_name(cleanup_options.flavour), s.message());
       return 1;
@@ -375,10 +403,9 @@ int main(int argc, char** argv) {
   kproxy::kernel::ExecIptablesOptions runner_options;
   runner_options.flavour = flavour;
   kproxy::kernel::ExecIptablesRunner runner(runner_options);
-  if (config.mode == kproxy::config::ProxyMode::kIpvs) {
-    spdlog::warn("mode ipvs is not implemented yet; programming iptables instead (the same Services work)");
-  }
-  spdlog::info("using iptables mode ({}), IPv4", kproxy::kernel::flavour_name(flavour));
+  const bool ipvs_mode = config.mode == kproxy::config::ProxyMode::kIpvs;
+  spdlog::info("using {} mode (iptables {}), IPv4", ipvs_mode ? "ipvs" : "iptables",
+               kproxy::kernel::flavour_name(flavour));
   auto ipt_options = iptables_options(config);
   if (ipt_options.render.localhost_nodeports) {
     if (auto s = kproxy::kernel::write_sysctl("net.ipv4.conf.all.route_localnet", "1"); !s.ok()) {
@@ -403,6 +430,65 @@ int main(int argc, char** argv) {
   }
   spdlog::info("iptables rules written by {}", libiptc ? "libiptc" : "iptables-restore");
   kproxy::iptables::IptablesProxier backend(runner, ipt_options, &ipsets, libiptc.get());
+  // --proxy-mode=ipvs (docs/ipvs.md): the kernel's IPVS serves the Services; iptables keeps
+  // only the IPVS layout's rules.
+  std::unique_ptr<kproxy::ipvs::NetlinkIpvs> ipvs;
+  kproxy::kernel::NetlinkLinks links;
+  kproxy::kernel::LibIpsetRunner lib_ipsets;
+  std::unique_ptr<kproxy::ipvs::IpvsMode> ipvs_backend;
+  if (ipvs_mode) {
+    auto opened = kproxy::ipvs::NetlinkIpvs::open();
+    if (!opened) {
+      std::fprintf(stderr, "kproxy: --proxy-mode=ipvs: %s\n", opened.error().c_str());
+      return 1;
+    }
+    ipvs = std::move(*opened);
+    const std::string scheduler = config.ipvs.scheduler.empty() ? "rr" : config.ipvs.scheduler;
+    if (auto s = probe_ipvs_scheduler(*ipvs, scheduler); !s.ok()) {
+      std::fprintf(stderr, "kproxy: --ipvs-scheduler=%s: %s\n", scheduler.c_str(), s.message().c_str());
+      return 1;
+    }
+    // kube-proxy's NewProxier: conntrack for IPVS'd packets (MASQUERADE needs it), connections
+    // to deleted real servers expire, forwarding on; strict ARP on request.
+    std::vector<std::pair<const char*, const char*>> sysctls = {{"net.ipv4.vs.conntrack", "1"},
+                                                                {"net.ipv4.vs.expire_nodest_conn", "1"},
+                                                                {"net.ipv4.vs.expire_quiescent_template", "1"},
+                                                                {"net.ipv4.ip_forward", "1"}};
+    if (config.ipvs.strict_arp) {
+      sysctls.push_back({"net.ipv4.conf.all.arp_ignore", "1"});
+      sysctls.push_back({"net.ipv4.conf.all.arp_announce", "2"});
+    }
+    for (const auto& [name, value] : sysctls) {
+      if (auto s = kproxy::kernel::write_sysctl(name, value); !s.ok()) {
+        std::fprintf(stderr, "kproxy: --proxy-mode=ipvs: %s\n", s.message().c_str());
+        return 1;
+      }
+    }
+    using std::chrono::duration_cast;
+    using std::chrono::seconds;
+    const kproxy::kernel::IpvsTimeouts timeouts{
+        static_cast<std::uint32_t>(duration_cast<seconds>(config.ipvs.tcp_timeout).count()),
+        static_cast<std::uint32_t>(duration_cast<seconds>(config.ipvs.tcp_fin_timeout).count()),
+        static_cast<std::uint32_t>(duration_cast<seconds>(config.ipvs.udp_timeout).count())};
+    if (timeouts.tcp != 0 || timeouts.tcp_fin != 0 || timeouts.udp != 0) {
+      if (auto s = ipvs->set_timeouts(timeouts); !s.ok()) spdlog::error("configuring IPVS timeouts: {}", s.message());
+    }
+    kproxy::ipvs::IpvsModeOptions o;
+    o.proxier.scheduler = scheduler;
+    o.proxier.skip_sctp = config.kproxy.sctp_userspace_mode;
+    o.proxier.node_port_cidrs = ipt_options.node_port_cidrs;
+    o.proxier.exclude_cidrs = config.ipvs.exclude_cidrs;
+    o.layout.node_ip = ipt_options.render.node_ip;
+    o.layout.skip_sctp = config.kproxy.sctp_userspace_mode;
+    o.layout.masquerade_all = ipt_options.render.masquerade_all;
+    o.layout.masquerade_bit = ipt_options.render.masquerade_bit;
+    o.layout.local_detector = ipt_options.render.local_detector;
+    o.layout.random_fully = ipt_options.render.random_fully;
+    ipvs_backend = std::make_unique<kproxy::ipvs::IpvsMode>(*ipvs, links, lib_ipsets, runner, o);
+    spdlog::info("IPVS: scheduler {}, virtual service addresses on {}", scheduler, kproxy::ipvs::kDummyDevice);
+  }
+  kproxy::proxier::ProxierBackend& active_backend =
+      ipvs_backend ? static_cast<kproxy::proxier::ProxierBackend&>(*ipvs_backend) : backend;
   // The canary: a flush of mangle, nat or filter by another program forces a full sync.
   kproxy::iptables::Canary canary(runner);
   if (auto s = canary.ensure(); !s.ok()) spdlog::error("creating the canary chains: {}", s.message());
@@ -410,17 +496,18 @@ int main(int argc, char** argv) {
   loop_options.tracker = {kproxy::IpFamily::kIPv4, node, true};
   loop_options.runner.min_interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(config.min_sync_period());
   loop_options.runner.retry_interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(config.sync_period());
-  proxier::ProxierLoop loop(loop_options, backend);
+  proxier::ProxierLoop loop(loop_options, active_backend);
 
   // Metrics: kube-proxy's, kproxy's own, the process's; /metrics on --metrics-bind-address.
   kproxy::metrics::Registry registry;
-  kproxy::metrics::KubeProxyMetrics metrics(registry, kproxy::metrics::ProxyMetricsMode::kIptables);
+  kproxy::metrics::KubeProxyMetrics metrics(
+      registry, ipvs_mode ? kproxy::metrics::ProxyMetricsMode::kIpvs : kproxy::metrics::ProxyMetricsMode::kIptables);
   kproxy::metrics::register_process_metrics(registry);
   if (sctp_proxy) kproxy::sctp_userspace::register_proxy_metrics(registry, *sctp_proxy);
   std::unique_ptr<kproxy::metrics::MetricsServer> metrics_server;
   if (auto listen = config.metrics_bind_address.listen()) {
     kproxy::metrics::MetricsServerOptions metrics_options;
-    metrics_options.proxy_mode = "iptables";
+    metrics_options.proxy_mode = ipvs_mode ? "ipvs" : "iptables";
     auto started = kproxy::metrics::MetricsServer::start(registry, listen->ip, listen->port, metrics_options);
     if (started.ok()) {
       metrics_server = std::move(*started);
@@ -488,17 +575,19 @@ int main(int argc, char** argv) {
     }
     const auto now = std::chrono::system_clock::now();
     metrics.sync_succeeded(IpFamily::kIPv4, now);
-    const auto& figures = backend.last_figures();
-    metrics.set_iptables_rules_last(IpFamily::kIPv4, kproxy::metrics::RuleTable::kFilter, figures.filter_rules);
-    metrics.set_iptables_rules_last(IpFamily::kIPv4, kproxy::metrics::RuleTable::kNat, figures.nat_rules);
-    if (const auto& rendered = backend.last_rendered()) {
-      const std::size_t filter_total = rendered->filter_rule_count();
-      const std::size_t nat_total = rendered->nat_rule_count();
-      metrics.set_iptables_rules_total(IpFamily::kIPv4, kproxy::metrics::RuleTable::kFilter, filter_total);
-      metrics.set_iptables_rules_total(IpFamily::kIPv4, kproxy::metrics::RuleTable::kNat, nat_total);
+    if (!ipvs_mode) {
+      const auto& figures = backend.last_figures();
+      metrics.set_iptables_rules_last(IpFamily::kIPv4, kproxy::metrics::RuleTable::kFilter, figures.filter_rules);
+      metrics.set_iptables_rules_last(IpFamily::kIPv4, kproxy::metrics::RuleTable::kNat, figures.nat_rules);
+      if (const auto& rendered = backend.last_rendered()) {
+        const std::size_t filter_total = rendered->filter_rule_count();
+        const std::size_t nat_total = rendered->nat_rule_count();
+        metrics.set_iptables_rules_total(IpFamily::kIPv4, kproxy::metrics::RuleTable::kFilter, filter_total);
+        metrics.set_iptables_rules_total(IpFamily::kIPv4, kproxy::metrics::RuleTable::kNat, nat_total);
+      }
+      metrics.set_no_local_endpoints(IpFamily::kIPv4, static_cast<std::size_t>(figures.stats.no_local_endpoints_internal),
+                                     static_cast<std::size_t>(figures.stats.no_local_endpoints_external));
     }
-    metrics.set_no_local_endpoints(IpFamily::kIPv4, static_cast<std::size_t>(figures.stats.no_local_endpoints_internal),
-                                   static_cast<std::size_t>(figures.stats.no_local_endpoints_external));
     for (const auto& trigger : slice_changes.trigger_times) {
       metrics.observe_network_programming(IpFamily::kIPv4, std::chrono::duration<double>(now - trigger).count());
     }
@@ -508,7 +597,10 @@ int main(int argc, char** argv) {
     metrics.set_endpoint_changes_pending(0);
     proxy_health.updated(kproxy::IpFamily::kIPv4);
     sync_service_health(service_health, *report.snapshot);
-    if (sctp_proxy) update_sctp_proxy(*sctp_proxy, sctp_addresses, *report.snapshot, backend.last_render_options());
+    if (sctp_proxy) {
+      update_sctp_proxy(*sctp_proxy, sctp_addresses, *report.snapshot,
+                        ipvs_mode ? ipt_options.render : backend.last_render_options());
+    }
     if (conntrack && proxier::conntrack_cleanup_needed(cleaned.get(), *report.snapshot)) {
       const auto start = std::chrono::steady_clock::now();
       auto deleted = proxier::cleanup_stale_flows(*conntrack, cleaned.get(), *report.snapshot,

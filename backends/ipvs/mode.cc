@@ -14,6 +14,12 @@ IpvsMode::IpvsMode(kernel::Ipvs& ipvs, kernel::Links& links, kernel::IpsetRunner
 
 Status IpvsMode::sync(const proxier::SyncRequest& request) {
   std::vector<std::string> errors;
+  if (request.kind == proxier::SyncKind::kFull) {
+    // Periodic, first, after a failure or a flushed canary: everything is written again.
+    applied_sets_.clear();
+    applied_rules_.reset();
+    jumps_ensured_ = false;
+  }
   if (Status s = proxier_.sync(request); !s.ok()) errors.push_back(s.message());
 
   LayoutOptions layout_options = options_.layout;
@@ -53,13 +59,56 @@ Status IpvsMode::sync(const proxier::SyncRequest& request) {
     }
     jumps_ensured_ = all;
   }
-  if (errors.empty()) return {};
+  if (errors.empty()) {
+    if (log::v(2) && request.kind == proxier::SyncKind::kFull) {
+      spdlog::info("ipvs full sync: {} virtual services, {} sets, {} nat and {} filter chains written",
+                   proxier_.last_sync().services, layout.sets.size(), layout.nat.size(), layout.filter.size());
+    }
+    return {};
+  }
   std::string text = errors.front();
   if (errors.size() > 1) text += " (and " + std::to_string(errors.size() - 1) + " more)";
   // The next sync checks everything again.
   applied_rules_.reset();
   jumps_ensured_ = false;
   return Error(text);
+}
+
+namespace {
+
+// The layout's chains that exist in `table`.
+std::vector<std::string> existing_chains(kernel::IptablesRunner& iptables, kernel::Table table) {
+  std::vector<std::string> out;
+  for (const std::string& chain : layout_chain_names(table)) {
+    auto exists = iptables.chain_exists(table, chain);
+    if (exists.ok() && *exists) out.push_back(chain);
+  }
+  return out;
+}
+
+}  // namespace
+
+Status IpvsMode::release_rules(kernel::IptablesRunner& iptables) {
+  std::vector<std::string> errors;
+  const Layout empty = build_layout({}, {}, {});
+  for (const iptables::BuiltinJump& j : empty.jumps) {
+    for (;;) {
+      auto deleted = iptables.delete_rule(j.table, j.chain, iptables::rule_args(j.rule));
+      if (!deleted || !*deleted) break;
+    }
+  }
+  for (kernel::Table table : {kernel::Table::kNat, kernel::Table::kFilter}) {
+    const auto chains = existing_chains(iptables, table);
+    if (chains.empty()) continue;
+    std::string payload = std::string("*") + std::string(kernel::table_name(table)) + "\n";
+    for (const std::string& chain : chains) payload += ":" + chain + " - [0:0]\n";
+    payload += "COMMIT\n";
+    if (Status s = iptables.restore(payload, {}); !s.ok()) errors.push_back(s.message());
+  }
+  if (errors.empty()) return {};
+  std::string text;
+  for (const auto& e : errors) text += (text.empty() ? "" : "; ") + e;
+  return Error("ipvs cleanup: " + text);
 }
 
 Status IpvsMode::cleanup(kernel::Ipvs* ipvs, kernel::Links& links, kernel::IpsetRunner& ipsets,
@@ -70,25 +119,13 @@ Status IpvsMode::cleanup(kernel::Ipvs* ipvs, kernel::Links& links, kernel::Ipset
   } else if (auto deleted = links.delete_link(kDummyDevice); !deleted) {
     errors.push_back(deleted.error());
   }
-  // The jumps (as any layout writes them), then the chains, then the sets.
-  const Layout empty = build_layout({}, {}, {});
-  for (const iptables::BuiltinJump& j : empty.jumps) {
-    for (;;) {
-      auto deleted = iptables.delete_rule(j.table, j.chain, iptables::rule_args(j.rule));
-      if (!deleted || !*deleted) break;
-    }
-  }
+  if (Status s = release_rules(iptables); !s.ok()) errors.push_back(s.message());
   for (kernel::Table table : {kernel::Table::kNat, kernel::Table::kFilter}) {
+    const auto chains = existing_chains(iptables, table);
+    if (chains.empty()) continue;
     std::string payload = std::string("*") + std::string(kernel::table_name(table)) + "\n";
-    std::string deletes;
-    for (const std::string& chain : layout_chain_names(table)) {
-      auto exists = iptables.chain_exists(table, chain);
-      if (!exists || !*exists) continue;
-      payload += ":" + chain + " - [0:0]\n";
-      deletes += "-X " + chain + "\n";
-    }
-    if (deletes.empty()) continue;
-    payload += deletes + "COMMIT\n";
+    for (const std::string& chain : chains) payload += "-X " + chain + "\n";
+    payload += "COMMIT\n";
     if (Status s = iptables.restore(payload, {}); !s.ok()) errors.push_back(s.message());
   }
   for (const std::string& name : layout_set_names(IpFamily::kIPv4)) {

@@ -143,6 +143,10 @@ Status IpvsProxier::sync(const proxier::SyncRequest& request) {
   desired_ = build_desired(request.snapshot, desired_options);
   const DesiredState& desired = desired_;
 
+  // A full sync (the first, the periodic one, one after a failure) reads the kernel again:
+  // what another program changed in IPVS is put right then. Partial syncs trust what the
+  // last sync left.
+  if (request.kind == proxier::SyncKind::kFull) known_.reset();
   if (!known_) {
     auto read = read_kernel();
     if (!read) return Error("ipvs: reading the kernel's virtual services: " + read.error());

@@ -4,6 +4,8 @@
 
 #include "kproxy/kernel/exec_iptables_runner.h"  // run_command
 #include "kproxy/kernel/ipset_runner.h"
+
+#include <cstdio>
 #include "kproxy/text.h"
 
 namespace kproxy::kernel {
@@ -29,8 +31,17 @@ std::string_view ipset_family_name(IpFamily family) { return family == IpFamily:
 
 std::size_t ipset_max_elements(std::size_t entries) { return std::max<std::size_t>(65536, 2 * entries); }
 
+std::string ipset_temporary_name(std::string_view name) {
+  if (name.size() + 4 <= 31) return std::string(name) + "-tmp";
+  std::uint32_t h = 2166136261u;  // FNV-1a
+  for (char c : name) h = (h ^ static_cast<std::uint8_t>(c)) * 16777619u;
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08x", h);
+  return std::string(name.substr(0, 22)) + "-" + hex;
+}
+
 std::string ipset_apply_script(const IpsetSpec& spec, bool create_set, bool destroy_leftover_tmp) {
-  const std::string tmp = spec.name + "-tmp";
+  const std::string tmp = ipset_temporary_name(spec.name);
   // bitmap:port: "range FROM-TO", and neither family nor maxelem (the type refuses both).
   const std::string params =
       spec.port_range ? spec.type + " range " + std::to_string(spec.port_range->first) + "-" +
@@ -83,7 +94,7 @@ Status ExecIpsetRunner::apply(const IpsetSpec& spec) {
     bool has_set = false;
     for (std::string_view name : split_lines(r->out)) {
       if (name == spec.name) has_set = true;
-      if (name == spec.name + "-tmp") destroy_tmp = true;
+      if (name == ipset_temporary_name(spec.name)) destroy_tmp = true;
     }
     create_set = !has_set;
   }

@@ -191,7 +191,7 @@ Status LibIpsetRunner::apply(const IpsetSpec& spec) {
   std::string output;
   Call call(&output);
   if (!call.ok()) return Error("libipset: cannot allocate a session");
-  const std::string tmp = spec.name + "-tmp";
+  const std::string tmp = ipset_temporary_name(spec.name);
   // The create parameters, as ExecIpsetRunner writes them (for the error messages).
   const std::string params =
       spec.port_range ? spec.type + " range " + std::to_string(spec.port_range->first) + "-" +

@@ -276,7 +276,7 @@ TEST_P(IpvsTest, TheProxierDrainsTcpSurvivesARestartAndCleansUp) {
   kernel::NetlinkLinks links;
   auto sync = [&](ipvs::IpvsProxier& p, const proxier::Snapshot& snap) {
     ScopedNetnsEntry in_node1(node1);  // rtnetlink sockets open in the calling thread's namespace
-    return p.sync(proxier::SyncRequest{snap, changed, proxier::SyncKind::kFull, node, nullptr});
+    return p.sync(proxier::SyncRequest{snap, changed, proxier::SyncKind::kPartial, node, nullptr});
   };
   ipvs::IpvsProxier proxier(*ipvs_, links, {});
   Status s = sync(proxier, snapshot({service(true)}));

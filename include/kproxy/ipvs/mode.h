@@ -29,8 +29,13 @@ class IpvsMode final : public proxier::ProxierBackend {
   Status sync(const proxier::SyncRequest& request) override;
   const IpvsSyncStats& last_sync() const { return proxier_.last_sync(); }
 
-  // Every virtual service and kube-ipvs0, the layout's jumps and chains, then its sets (a set
-  // still referenced by a rule cannot be destroyed). Reports what could not be removed.
+  // --cleanup, in two steps around the iptables backend's own cleanup (both modes share chain
+  // names such as KUBE-SERVICES and KUBE-MARK-MASQ): release_rules() deletes the layout's jumps
+  // and empties its chains, so that none of them holds a chain or set the other cleanup
+  // deletes; cleanup() then removes every virtual service and kube-ipvs0, the layout's chains
+  // that are left, and its sets (a set still referenced by a rule cannot be destroyed).
+  // Both report what could not be removed.
+  static Status release_rules(kernel::IptablesRunner& iptables);
   static Status cleanup(kernel::Ipvs* ipvs, kernel::Links& links, kernel::IpsetRunner& ipsets,
                         kernel::IptablesRunner& iptables);
 

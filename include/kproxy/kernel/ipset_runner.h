@@ -60,6 +60,12 @@ class IpsetRunner {
   virtual Expected<bool> destroy(std::string_view name) = 0;
 };
 
+// The temporary set apply() builds a set's new content in: "<name>-tmp", or, where that
+// would pass ipset's 31 characters (KUBE-LOAD-BALANCER-SOURCE-CIDR), the name's first 22
+// characters, "-" and 8 hex digits of a hash of the whole name (so two long names never share
+// it, and a restarted kproxy finds a leftover).
+std::string ipset_temporary_name(std::string_view name);
+
 // "inet" / "inet6".
 std::string_view ipset_family_name(IpFamily family);
 // The maxelem kproxy creates a set with: at least ipset's default (65536), and room for twice

@@ -27,8 +27,8 @@ struct Fixture {
     links.devices["lo"] = {ip("127.0.0.1")};
     links.devices["eth0"] = {ip("192.168.0.2"), ip("fe80::1")};
   }
-  Status sync(IpvsProxier& p, const proxier::Snapshot& s) {
-    return p.sync(proxier::SyncRequest{s, changed, proxier::SyncKind::kFull, node, nullptr});
+  Status sync(IpvsProxier& p, const proxier::Snapshot& s, proxier::SyncKind kind = proxier::SyncKind::kPartial) {
+    return p.sync(proxier::SyncRequest{s, changed, kind, node, nullptr});
   }
   std::set<std::string> services() const {
     std::set<std::string> out;
@@ -74,6 +74,17 @@ TEST(IpvsProxier, LaterSyncsSendOnlyWhatChangedWithoutReadingTheKernel) {
   ASSERT_TRUE(f.sync(p, snapshot({web().endpoint({"10.244.1.6", 8080, "node1"})})).ok());
   EXPECT_EQ(f.ipvs.messages, messages + 2);
   EXPECT_EQ(f.ipvs.service_lists, lists);
+}
+
+TEST(IpvsProxier, AFullSyncReadsTheKernelAgainAndPutsRightWhatAnotherProgramChanged) {
+  Fixture f;
+  IpvsProxier p(f.ipvs, f.links, {});
+  ASSERT_TRUE(f.sync(p, snapshot({web()}), proxier::SyncKind::kFull).ok());
+  f.ipvs.table.clear();  // ipvsadm -C by someone
+  ASSERT_TRUE(f.sync(p, snapshot({web()})).ok());
+  EXPECT_TRUE(f.services().empty()) << "a partial sync read the kernel";
+  ASSERT_TRUE(f.sync(p, snapshot({web()}), proxier::SyncKind::kFull).ok());
+  EXPECT_EQ(f.services().size(), 2u);
 }
 
 TEST(IpvsProxier, ARestartRewritesNothingThatIsRightAndRemovesWhatIsStale) {

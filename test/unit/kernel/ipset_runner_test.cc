@@ -71,3 +71,24 @@ TEST(FakeIpset, AppliesListsAndDestroys) {
 
 }  // namespace
 }  // namespace kproxy::kernel
+
+namespace kproxy::kernel {
+namespace {
+
+TEST(IpsetTemporaryName, FitsIpsetsThirtyOneCharactersAndTellsLongNamesApart) {
+  EXPECT_EQ(ipset_temporary_name("KUBE-LOOP-BACK"), "KUBE-LOOP-BACK-tmp");
+  EXPECT_EQ(ipset_temporary_name("KUBE-NODE-PORT-LOCAL-TCP"), "KUBE-NODE-PORT-LOCAL-TCP-tmp");  // 28
+  for (const char* name : {"KUBE-LOAD-BALANCER-SOURCE-IP", "KUBE-LOAD-BALANCER-SOURCE-CIDR",
+                           "KUBE-NODE-PORT-LOCAL-SCTP-HASH", "KUBE-6-LOAD-BALANCER-SOURCE-CIDR"}) {
+    SCOPED_TRACE(name);
+    const std::string tmp = ipset_temporary_name(name);
+    EXPECT_LE(tmp.size(), 31u);
+    EXPECT_NE(tmp, name);
+    EXPECT_EQ(tmp, ipset_temporary_name(name)) << "not deterministic: a leftover would not be found";
+  }
+  EXPECT_NE(ipset_temporary_name("KUBE-LOAD-BALANCER-SOURCE-IP"), ipset_temporary_name("KUBE-LOAD-BALANCER-SOURCE-CIDR"));
+  EXPECT_NE(ipset_temporary_name("KUBE-6-NODE-PORT-LOCAL-SCTP-HAS"), ipset_temporary_name("KUBE-6-NODE-PORT-LOCAL-SCTP-HAT"));
+}
+
+}  // namespace
+}  // namespace kproxy::kernel

@@ -1,0 +1,162 @@
+// Runs inside the vm tier's guest (test/vm/run; label vm-guest): kproxy --proxy-mode=ipvs on
+// node 1 of the namespace cluster, from manifests, on Debian's kernel where ip_vs is a module.
+// TCP, UDP and SCTP NodePort Services with endpoints on both nodes are reached through their
+// cluster IPs from a pod and through their NodePorts from outside the cluster (which needs the
+// IPVS layout's masquerade for the endpoint on node 2); IPVS, kube-ipvs0, the sets and the
+// rules read as kube-proxy's IPVS mode writes them; then --cleanup leaves none of them.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "cluster.h"
+#include "vm_guest.h"
+
+namespace kproxy::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int kTimeoutMs = 8000;  // TCG emulation: generous, bounded
+constexpr int kPodPort = 8080;
+
+std::string service(const std::string& name, const std::string& proto, const std::string& ip, int node_port,
+                    const Pod& a, const Pod& c) {
+  return "apiVersion: v1\nkind: Service\nmetadata: {name: " + name + ", namespace: ns}\nspec:\n  type: NodePort\n"
+         "  clusterIP: " + ip + "\n  clusterIPs: [" + ip + "]\n  ipFamilies: [IPv4]\n  ports:\n  - {name: p, protocol: " +
+         proto + ", port: 80, targetPort: " + std::to_string(kPodPort) + ", nodePort: " + std::to_string(node_port) +
+         "}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: " + name +
+         "-x\n  namespace: ns\n  labels: {kubernetes.io/service-name: " + name + "}\naddressType: IPv4\nports:\n"
+         "- {name: p, protocol: " + proto + ", port: " + std::to_string(kPodPort) + "}\nendpoints:\n- addresses: [" +
+         a.ip + "]\n  conditions: {ready: true}\n  nodeName: node1\n- addresses: [" + c.ip +
+         "]\n  conditions: {ready: true}\n  nodeName: node2\n---\n";
+}
+
+class IpvsModeVmTest : public ::testing::TestWithParam<Proto> {
+ protected:
+  static void SetUpTestSuite() {
+    if (!in_vm_guest() || !can_create_netns()) return;
+    cluster_ = std::make_unique<TestCluster>("ipvsm");
+    if (!cluster_->ok()) return;
+    a_ = &cluster_->add_pod(1, "a");
+    c_ = &cluster_->add_pod(2, "c");
+    b_ = &cluster_->add_pod(1, "b");  // the client pod
+    for (Pod* p : {a_, c_}) {
+      if (!cluster_->ok() || !cluster_->start_peer(*p, {{kPodPort}, {kPodPort}, {kPodPort}})) return;
+    }
+    const std::string dir = "/run/kproxy-ipvs-manifests";
+    ::mkdir(dir.c_str(), 0755);
+    std::ofstream(dir + "/node.yaml") << "apiVersion: v1\nkind: Node\nmetadata: {name: node1}\nspec:\n  podCIDRs: [\""
+                                      << cluster_->pod_cidr(1) << "\"]\nstatus:\n  addresses:\n  - {type: InternalIP, "
+                                      << "address: " << cluster_->node_ip(1) << "}\n";
+    std::ofstream(dir + "/svc.yaml") << service("web", "TCP", "10.96.0.10", 30080, *a_, *c_)
+                                     << service("dns", "UDP", "10.96.0.11", 30081, *a_, *c_)
+                                     << service("amf", "SCTP", "10.96.0.12", 30082, *a_, *c_);
+    kproxy_ = &cluster_->start(cluster_->node_ns(1),
+                               {KPROXY_BINARY, "--proxy-mode=ipvs", "--manifests=" + dir, "--hostname-override=node1",
+                                "--cluster-cidr=10.244.0.0/16", "--v=2"});
+    for (const auto deadline = std::chrono::steady_clock::now() + 60s; std::chrono::steady_clock::now() < deadline;
+         std::this_thread::sleep_for(100ms)) {
+      if (kproxy_->stderr_text().find("ipvs full sync") != std::string::npos) {
+        ready_ = true;
+        return;
+      }
+      if (!kproxy_->running()) return;
+    }
+  }
+  static void TearDownTestSuite() { cluster_.reset(); }
+
+  void SetUp() override {
+    if (!in_vm_guest()) GTEST_SKIP() << "runs inside the vm tier's guest (test/vm/run); label vm-guest";
+    if (!can_create_netns()) GTEST_SKIP() << "needs root and iproute2";
+    ASSERT_TRUE(ready_) << "kproxy did not sync" << (cluster_ ? ": " + cluster_->error() : "")
+                        << (kproxy_ != nullptr ? "\n" + kproxy_->describe() : "");
+  }
+
+  int index() const { return GetParam() == Proto::kTcp ? 0 : GetParam() == Proto::kUdp ? 1 : 2; }
+  std::string cluster_ip() const { return "10.96.0.1" + std::to_string(index()) + ":80"; }
+  std::string node_port() const { return cluster_->node_ip(1) + ":3008" + std::to_string(index()); }
+
+  // The pods that answer `count` new connections (one client process each) to `to` from `ns`.
+  std::set<std::string> answering(const std::string& ns, const std::string& to, int count) const {
+    std::set<std::string> out;
+    for (int i = 0; i < count && out.size() < 2; ++i) {
+      const RequestResult r = TestCluster::request(ns, GetParam(), to, kTimeoutMs);
+      EXPECT_EQ(r.exit_code, 0) << to << " (request " << i << "): " << r.err
+                                << TestCluster::exec(cluster_->node_ns(1), {"ipvsadm", "-Lnc"}).out
+                                << TestCluster::exec(cluster_->node_ns(1), {"iptables-save", "-c"}).out
+                                << TestCluster::exec(cluster_->node_ns(1), {"conntrack", "-L"}).out;
+      for (const auto& line : r.lines) out.insert(line.substr(0, line.find(' ')));
+    }
+    return out;
+  }
+
+  static inline std::unique_ptr<TestCluster> cluster_;
+  static inline BackgroundProcess* kproxy_ = nullptr;
+  static inline Pod* a_ = nullptr;
+  static inline Pod* b_ = nullptr;
+  static inline Pod* c_ = nullptr;
+  static inline bool ready_ = false;
+};
+
+TEST_P(IpvsModeVmTest, ClusterIpFromAPodAndNodePortFromOutsideReachBothNodesEndpoints) {
+  EXPECT_EQ(answering(b_->ns, cluster_ip(), 8), (std::set<std::string>{"a", "c"})) << kproxy_->stderr_text();
+  EXPECT_EQ(answering(cluster_->client_ns(), node_port(), 8), (std::set<std::string>{"a", "c"}))
+      << TestCluster::exec(cluster_->node_ns(1), {"ipvsadm", "-Ln"}).out
+      << TestCluster::exec(cluster_->node_ns(1), {"iptables-save"}).out;
+}
+
+TEST_P(IpvsModeVmTest, TheKernelHoldsKubeProxysIpvsLayout) {
+  if (GetParam() != Proto::kTcp) GTEST_SKIP() << "one look is enough";
+  const std::string node1 = cluster_->node_ns(1);
+  const std::string ipvs = TestCluster::exec(node1, {"ipvsadm", "-Ln"}).out;
+  for (const char* vs : {"10.96.0.10:80 rr", "10.96.0.11:80 rr", "10.96.0.12:80 rr"}) {
+    EXPECT_NE(ipvs.find(vs), std::string::npos) << vs << "\n" << ipvs;
+  }
+  const std::string addrs = TestCluster::exec(node1, {"ip", "-o", "addr", "show", "dev", "kube-ipvs0"}).out;
+  for (const char* a : {"10.96.0.10/32", "10.96.0.11/32", "10.96.0.12/32"}) {
+    EXPECT_NE(addrs.find(a), std::string::npos) << a << "\n" << addrs;
+  }
+  const std::string sets = TestCluster::exec(node1, {"ipset", "save"}).out;
+  for (const char* e : {"add KUBE-CLUSTER-IP 10.96.0.10,tcp:80", "add KUBE-NODE-PORT-TCP 30080",
+                        "add KUBE-NODE-PORT-UDP 30081", "add KUBE-IPVS-IPS 10.96.0.12",
+                        "add KUBE-LOOP-BACK " /* a's entries */}) {
+    EXPECT_NE(sets.find(e), std::string::npos) << e << "\n" << sets;
+  }
+  const std::string rules = TestCluster::exec(node1, {"iptables-save"}).out;
+  for (const char* r : {"-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES",
+                        "-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT",
+                        "--match-set KUBE-NODE-PORT-TCP dst -j KUBE-MARK-MASQ",
+                        "-A INPUT -m comment --comment \"kubernetes ipvs access filter\" -j KUBE-IPVS-FILTER"}) {
+    EXPECT_NE(rules.find(r), std::string::npos) << r << "\n" << rules;
+  }
+  // No iptables-mode rule: IPVS does the DNAT.
+  EXPECT_EQ(rules.find("KUBE-SVC-"), std::string::npos) << rules;
+}
+
+// Last (the suite's name sorts after the others' instantiations): the daemon stops, --cleanup
+// removes IPVS services, kube-ipvs0, the layout's chains and its sets.
+TEST_P(IpvsModeVmTest, ZCleanupLeavesNothing) {
+  if (GetParam() != Proto::kTcp) GTEST_SKIP() << "once";
+  EXPECT_EQ(kproxy_->stop(), 0) << kproxy_->describe();
+  const std::string node1 = cluster_->node_ns(1);
+  const RunResult cleanup = TestCluster::exec(node1, {KPROXY_BINARY, "--cleanup", "--v=2"});
+  EXPECT_EQ(cleanup.exit_code, 0) << cleanup.err;
+  const std::string ipvs = TestCluster::exec(node1, {"ipvsadm", "-Ln"}).out;
+  EXPECT_EQ(ipvs.find("10.96.0."), std::string::npos) << ipvs;
+  EXPECT_NE(TestCluster::exec(node1, {"ip", "link", "show", "kube-ipvs0"}).exit_code, 0);
+  const std::string sets = TestCluster::exec(node1, {"ipset", "list", "-n"}).out;
+  EXPECT_EQ(sets.find("KUBE-"), std::string::npos) << sets;
+  const std::string rules = TestCluster::exec(node1, {"iptables-save"}).out;
+  EXPECT_EQ(rules.find("KUBE-IPVS-FILTER"), std::string::npos) << rules;
+  EXPECT_EQ(rules.find("KUBE-SERVICES"), std::string::npos) << rules;
+}
+
+INSTANTIATE_TEST_SUITE_P(Protocols, IpvsModeVmTest, ::testing::Values(Proto::kTcp, Proto::kUdp, Proto::kSctp),
+                         [](const auto& info) { return std::string(proto_name(info.param)); });
+
+}  // namespace
+}  // namespace kproxy::testing
