@@ -404,8 +404,11 @@ int main(int argc, char** argv) {
   runner_options.flavour = flavour;
   kproxy::kernel::ExecIptablesRunner runner(runner_options);
   const bool ipvs_mode = config.mode == kproxy::config::ProxyMode::kIpvs;
-  spdlog::info("using {} mode (iptables {}), IPv4", ipvs_mode ? "ipvs" : "iptables",
-               kproxy::kernel::flavour_name(flavour));
+  if (ipvs_mode) {
+    spdlog::info("using ipvs mode (iptables {} for its rules), IPv4", kproxy::kernel::flavour_name(flavour));
+  } else {
+    spdlog::info("using iptables mode ({}), IPv4", kproxy::kernel::flavour_name(flavour));
+  }
   auto ipt_options = iptables_options(config);
   if (ipt_options.render.localhost_nodeports) {
     if (auto s = kproxy::kernel::write_sysctl("net.ipv4.conf.all.route_localnet", "1"); !s.ok()) {

@@ -3,12 +3,16 @@
 // TCP, UDP and SCTP NodePort Services with endpoints on both nodes are reached through their
 // cluster IPs from a pod and through their NodePorts from outside the cluster (which needs the
 // IPVS layout's masquerade for the endpoint on node 2); IPVS, kube-ipvs0, the sets and the
-// rules read as kube-proxy's IPVS mode writes them; then --cleanup leaves none of them.
+// rules read as kube-proxy's IPVS mode writes them; kernel-SCTP associations (plain SCTP
+// sockets) go through an SCTP Service too; then --cleanup leaves none of them.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <fstream>
 #include <set>
+#include <sstream>
+#include <utility>
+#include <vector>
 #include <string>
 #include <thread>
 
@@ -22,15 +26,16 @@ using namespace std::chrono_literals;
 
 constexpr int kTimeoutMs = 8000;  // TCG emulation: generous, bounded
 constexpr int kPodPort = 8080;
+constexpr int kKernelSctpPort = 3868;  // kproxy-vm-sctp: kernel SCTP sockets
 
 std::string service(const std::string& name, const std::string& proto, const std::string& ip, int node_port,
-                    const Pod& a, const Pod& c) {
+                    const Pod& a, const Pod& c, int pod_port = kPodPort) {
   return "apiVersion: v1\nkind: Service\nmetadata: {name: " + name + ", namespace: ns}\nspec:\n  type: NodePort\n"
          "  clusterIP: " + ip + "\n  clusterIPs: [" + ip + "]\n  ipFamilies: [IPv4]\n  ports:\n  - {name: p, protocol: " +
-         proto + ", port: 80, targetPort: " + std::to_string(kPodPort) + ", nodePort: " + std::to_string(node_port) +
+         proto + ", port: 80, targetPort: " + std::to_string(pod_port) + ", nodePort: " + std::to_string(node_port) +
          "}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: " + name +
          "-x\n  namespace: ns\n  labels: {kubernetes.io/service-name: " + name + "}\naddressType: IPv4\nports:\n"
-         "- {name: p, protocol: " + proto + ", port: " + std::to_string(kPodPort) + "}\nendpoints:\n- addresses: [" +
+         "- {name: p, protocol: " + proto + ", port: " + std::to_string(pod_port) + "}\nendpoints:\n- addresses: [" +
          a.ip + "]\n  conditions: {ready: true}\n  nodeName: node1\n- addresses: [" + c.ip +
          "]\n  conditions: {ready: true}\n  nodeName: node2\n---\n";
 }
@@ -44,6 +49,10 @@ class IpvsModeVmTest : public ::testing::TestWithParam<Proto> {
     a_ = &cluster_->add_pod(1, "a");
     c_ = &cluster_->add_pod(2, "c");
     b_ = &cluster_->add_pod(1, "b");  // the client pod
+    // Kernel-SCTP servers get pods of their own: a usrsctp stack in the same namespace would
+    // answer their INITs with ABORT (it sees every SCTP packet there).
+    d_ = &cluster_->add_pod(1, "d");
+    e_ = &cluster_->add_pod(2, "e");
     for (Pod* p : {a_, c_}) {
       if (!cluster_->ok() || !cluster_->start_peer(*p, {{kPodPort}, {kPodPort}, {kPodPort}})) return;
     }
@@ -54,7 +63,8 @@ class IpvsModeVmTest : public ::testing::TestWithParam<Proto> {
                                       << "address: " << cluster_->node_ip(1) << "}\n";
     std::ofstream(dir + "/svc.yaml") << service("web", "TCP", "10.96.0.10", 30080, *a_, *c_)
                                      << service("dns", "UDP", "10.96.0.11", 30081, *a_, *c_)
-                                     << service("amf", "SCTP", "10.96.0.12", 30082, *a_, *c_);
+                                     << service("amf", "SCTP", "10.96.0.12", 30082, *a_, *c_)
+                                     << service("diameter", "SCTP", "10.96.0.13", 30083, *d_, *e_, kKernelSctpPort);
     kproxy_ = &cluster_->start(cluster_->node_ns(1),
                                {KPROXY_BINARY, "--proxy-mode=ipvs", "--manifests=" + dir, "--hostname-override=node1",
                                 "--cluster-cidr=10.244.0.0/16", "--v=2"});
@@ -99,6 +109,8 @@ class IpvsModeVmTest : public ::testing::TestWithParam<Proto> {
   static inline Pod* a_ = nullptr;
   static inline Pod* b_ = nullptr;
   static inline Pod* c_ = nullptr;
+  static inline Pod* d_ = nullptr;
+  static inline Pod* e_ = nullptr;
   static inline bool ready_ = false;
 };
 
@@ -137,7 +149,34 @@ TEST_P(IpvsModeVmTest, TheKernelHoldsKubeProxysIpvsLayout) {
   EXPECT_EQ(rules.find("KUBE-SVC-"), std::string::npos) << rules;
 }
 
-// Last (the suite's name sorts after the others' instantiations): the daemon stops, --cleanup
+// Kernel SCTP through IPVS: kproxy-vm-sctp servers (plain SCTP sockets, which load the sctp
+// module; after the usrsctp tests, which a loaded module would disturb) behind an SCTP
+// Service, from a pod and from outside.
+TEST_P(IpvsModeVmTest, KernelSctpAssociationsReachBothNodesEndpoints) {
+  if (GetParam() != Proto::kSctp) GTEST_SKIP() << "SCTP only";
+  for (Pod* p : {d_, e_}) {
+    BackgroundProcess& server =
+        cluster_->start(p->ns, {KPROXY_VM_SCTP, "serve", "--name", p->name, "--port", std::to_string(kKernelSctpPort)});
+    ASSERT_TRUE(server.wait_for_line("ready", 30s)) << server.describe();
+  }
+  for (const auto& [ns, to] : std::vector<std::pair<std::string, std::string>>{
+           {b_->ns, "10.96.0.13:80"}, {cluster_->client_ns(), cluster_->node_ip(1) + ":30083"}}) {
+    SCOPED_TRACE(to);
+    std::set<std::string> seen;
+    for (int i = 0; i < 8 && seen.size() < 2; ++i) {
+      const RunResult r =
+          TestCluster::exec(ns, {KPROXY_VM_SCTP, "request", "--to", to, "--count", "2", "--timeout-ms", "8000"});
+      EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+      std::istringstream lines(r.out);
+      for (std::string line; std::getline(lines, line);) {
+        if (!line.empty()) seen.insert(line.substr(0, line.find(' ')));
+      }
+    }
+    EXPECT_EQ(seen, (std::set<std::string>{"d", "e"}));
+  }
+}
+
+// Last (tests run in the order they are defined): the daemon stops, --cleanup
 // removes IPVS services, kube-ipvs0, the layout's chains and its sets.
 TEST_P(IpvsModeVmTest, ZCleanupLeavesNothing) {
   if (GetParam() != Proto::kTcp) GTEST_SKIP() << "once";
