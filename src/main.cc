@@ -448,8 +448,10 @@ int main(int argc, char** argv) {
     ipvs = std::move(*opened);
     const std::string scheduler = config.ipvs.scheduler.empty() ? "rr" : config.ipvs.scheduler;
     if (auto s = probe_ipvs_scheduler(*ipvs, scheduler); !s.ok()) {
-      std::fprintf(stderr, "kproxy: --ipvs-scheduler=%s: %s\n", scheduler.c_str(), s.message().c_str());
-      return 1;
+      // Not fatal: every virtual service is refused, reported with its Service and retried at
+      // each sync, so the scheduler's module arriving later (or a fixed kernel) heals the node.
+      spdlog::error("--ipvs-scheduler={}: {}; every virtual service will be refused until it can", scheduler,
+                    s.message());
     }
     // kube-proxy's NewProxier: conntrack for IPVS'd packets (MASQUERADE needs it), connections
     // to deleted real servers expire, forwarding on; strict ARP on request.

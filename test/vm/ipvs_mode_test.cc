@@ -29,8 +29,10 @@ constexpr int kPodPort = 8080;
 constexpr int kKernelSctpPort = 3868;  // kproxy-vm-sctp: kernel SCTP sockets
 
 std::string service(const std::string& name, const std::string& proto, const std::string& ip, int node_port,
-                    const Pod& a, const Pod& c, int pod_port = kPodPort) {
-  return "apiVersion: v1\nkind: Service\nmetadata: {name: " + name + ", namespace: ns}\nspec:\n  type: NodePort\n"
+                    const Pod& a, const Pod& c, int pod_port = kPodPort, const std::string& extra_spec = "",
+                    const std::string& status = "") {
+  return "apiVersion: v1\nkind: Service\nmetadata: {name: " + name + ", namespace: ns}\n" + status +
+         "spec:\n  type: " + (status.empty() ? "NodePort" : "LoadBalancer") + "\n" + extra_spec +
          "  clusterIP: " + ip + "\n  clusterIPs: [" + ip + "]\n  ipFamilies: [IPv4]\n  ports:\n  - {name: p, protocol: " +
          proto + ", port: 80, targetPort: " + std::to_string(pod_port) + ", nodePort: " + std::to_string(node_port) +
          "}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: " + name +
@@ -64,7 +66,17 @@ class IpvsModeVmTest : public ::testing::TestWithParam<Proto> {
     std::ofstream(dir + "/svc.yaml") << service("web", "TCP", "10.96.0.10", 30080, *a_, *c_)
                                      << service("dns", "UDP", "10.96.0.11", 30081, *a_, *c_)
                                      << service("amf", "SCTP", "10.96.0.12", 30082, *a_, *c_)
-                                     << service("diameter", "SCTP", "10.96.0.13", 30083, *d_, *e_, kKernelSctpPort);
+                                     << service("diameter", "SCTP", "10.96.0.13", 30083, *d_, *e_, kKernelSctpPort)
+                                     // An external IP, and two load balancers whose source ranges let
+                                     // the outside client in, or not.
+                                     << service("ext", "TCP", "10.96.0.14", 30084, *a_, *c_, kPodPort,
+                                                "  externalIPs: [203.0.113.14]\n")
+                                     << service("lb-open", "TCP", "10.96.0.15", 30085, *a_, *c_, kPodPort,
+                                                "  loadBalancerSourceRanges: [192.168.77.0/24]\n",
+                                                "status: {loadBalancer: {ingress: [{ip: 203.0.113.15}]}}\n")
+                                     << service("lb-shut", "TCP", "10.96.0.16", 30086, *a_, *c_, kPodPort,
+                                                "  loadBalancerSourceRanges: [198.51.100.0/24]\n",
+                                                "status: {loadBalancer: {ingress: [{ip: 203.0.113.16}]}}\n");
     kproxy_ = &cluster_->start(cluster_->node_ns(1),
                                {KPROXY_BINARY, "--proxy-mode=ipvs", "--manifests=" + dir, "--hostname-override=node1",
                                 "--cluster-cidr=10.244.0.0/16", "--v=2"});
@@ -147,6 +159,18 @@ TEST_P(IpvsModeVmTest, TheKernelHoldsKubeProxysIpvsLayout) {
   }
   // No iptables-mode rule: IPVS does the DNAT.
   EXPECT_EQ(rules.find("KUBE-SVC-"), std::string::npos) << rules;
+}
+
+// From outside: the external IP answers from both nodes' endpoints; a load balancer whose
+// source ranges hold the client answers, one whose ranges do not drops the client
+// (KUBE-PROXY-FIREWALL, KUBE-LOAD-BALANCER-FW, KUBE-LOAD-BALANCER-SOURCE-CIDR).
+TEST_P(IpvsModeVmTest, ExternalIpsAndLoadBalancerSourceRangesFromOutside) {
+  if (GetParam() != Proto::kTcp) GTEST_SKIP() << "TCP only";
+  EXPECT_EQ(answering(cluster_->client_ns(), "203.0.113.14:80", 8), (std::set<std::string>{"a", "c"}));
+  EXPECT_EQ(answering(cluster_->client_ns(), "203.0.113.15:80", 8), (std::set<std::string>{"a", "c"}));
+  const RequestResult shut = TestCluster::request(cluster_->client_ns(), Proto::kTcp, "203.0.113.16:80", 2000);
+  EXPECT_NE(shut.exit_code, 0) << "a client outside the source ranges was answered";
+  EXPECT_TRUE(shut.lines.empty());
 }
 
 // Kernel SCTP through IPVS: kproxy-vm-sctp servers (plain SCTP sockets, which load the sctp
