@@ -9,8 +9,7 @@ namespace kproxy::ipvs {
 
 IpvsMode::IpvsMode(kernel::Ipvs& ipvs, kernel::Links& links, kernel::IpsetRunner& ipsets,
                    kernel::IptablesRunner& iptables, IpvsModeOptions options)
-    : ipsets_(ipsets), iptables_(iptables), options_(std::move(options)), proxier_(ipvs, links, options_.proxier),
-      links_(links) {}
+    : ipsets_(ipsets), iptables_(iptables), options_(std::move(options)), proxier_(ipvs, links, options_.proxier) {}
 
 Status IpvsMode::sync(const proxier::SyncRequest& request) {
   std::vector<std::string> errors;

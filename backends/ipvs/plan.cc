@@ -41,8 +41,9 @@ bool service_key_less(const IpvsService& a, const IpvsService& b) { return key_o
 DesiredState build_desired(const proxier::Snapshot& snapshot, const IpvsOptions& options) {
   DesiredState out;
   std::map<std::tuple<IpAddress, model::Protocol, std::uint16_t>, VirtualServer> servers;
-  for (const auto& [name, info] : snapshot.service_ports) {
-    const proxier::ServicePortInfo& port = *info;
+  for (const auto& entry : snapshot.service_ports) {
+    const proxier::ServicePortName& name = entry.first;  // a plain reference: lambdas capture it
+    const proxier::ServicePortInfo& port = *entry.second;
     if (options.skip_sctp && name.protocol == model::Protocol::kSctp) continue;
     const proxier::EndpointSelection selection = proxier::categorize_endpoints(port, options.node);
     const auto internal = destinations_of(port.internal_policy_local ? selection.local : selection.cluster);
@@ -142,7 +143,8 @@ Plan plan(const DesiredState& desired, const std::vector<KernelServer>& actual, 
     }
   }
   // Services the kernel holds and this snapshot does not ask for.
-  for (const auto& [key, k] : have) {
+  for (const auto& entry : have) {
+    const KernelServer* k = entry.second;
     if (k->service.address.family() != options.family) continue;
     const bool excluded = std::any_of(options.exclude_cidrs.begin(), options.exclude_cidrs.end(),
                                       [&](const Cidr& c) { return c.contains(k->service.address); });

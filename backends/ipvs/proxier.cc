@@ -110,7 +110,9 @@ std::vector<IpAddress> IpvsProxier::node_port_addresses(std::string& error) {
     error = all.error();
     return out;
   }
-  for (const auto& [device, ip] : *all) {
+  for (const auto& entry : *all) {
+    const std::string& device = entry.first;
+    const IpAddress& ip = entry.second;  // plain references: the lambda below captures ip
     if (device == kDummyDevice || ip.family() != options_.family || ip.is_loopback() || ip.is_link_local()) continue;
     if (!options_.node_port_cidrs.empty() &&
         std::none_of(options_.node_port_cidrs.begin(), options_.node_port_cidrs.end(),

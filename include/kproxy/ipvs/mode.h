@@ -44,7 +44,6 @@ class IpvsMode final : public proxier::ProxierBackend {
   kernel::IptablesRunner& iptables_;
   IpvsModeOptions options_;
   IpvsProxier proxier_;
-  kernel::Links& links_;
   std::map<std::string, kernel::IpsetSpec> applied_sets_;
   std::optional<std::string> applied_rules_;
   bool jumps_ensured_ = false;
