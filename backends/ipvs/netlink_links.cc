@@ -10,26 +10,20 @@
 #include <cstring>
 #include <memory>
 
+#include "kproxy/kernel/rtnl.h"
+
 #include "kproxy/kernel/links.h"
 
 namespace kproxy::kernel {
 
 namespace {
 
-using NlSocket = std::unique_ptr<nl_sock, decltype(&nl_socket_free)>;
-using NlCache = std::unique_ptr<nl_cache, decltype(&nl_cache_free)>;
-using RtnlAddr = std::unique_ptr<rtnl_addr, decltype(&rtnl_addr_put)>;
-using RtnlLink = std::unique_ptr<rtnl_link, decltype(&rtnl_link_put)>;
-using NlAddr = std::unique_ptr<nl_addr, decltype(&nl_addr_put)>;
+using NlCache = rtnl::Cache;
+using RtnlAddr = rtnl::Address;
+using RtnlLink = rtnl::Link;
+using NlAddr = rtnl::NlAddr;
 
-Expected<NlSocket> connect_route() {
-  NlSocket sock(nl_socket_alloc(), &nl_socket_free);
-  if (!sock) return Error("netlink: out of memory");
-  if (const int err = nl_connect(sock.get(), NETLINK_ROUTE); err < 0) {
-    return Error(std::string("netlink connect: ") + nl_geterror(err));
-  }
-  return sock;
-}
+Expected<rtnl::Socket> connect_route() { return rtnl::connect(); }
 
 // The device's index, 0 when there is none.
 int index_of(const std::string& name) { return static_cast<int>(if_nametoindex(name.c_str())); }

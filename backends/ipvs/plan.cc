@@ -13,8 +13,6 @@ using kernel::IpvsService;
 
 namespace {
 
-auto key_of(const IpvsService& s) { return std::tie(s.address, s.protocol, s.port); }
-
 bool destination_less(const IpvsDestination& a, const IpvsDestination& b) {
   return std::tie(a.address, a.port) < std::tie(b.address, b.port);
 }
@@ -36,11 +34,11 @@ std::vector<IpvsDestination> destinations_of(const std::vector<const proxier::En
 
 }  // namespace
 
-bool service_key_less(const IpvsService& a, const IpvsService& b) { return key_of(a) < key_of(b); }
+bool service_key_less(const IpvsService& a, const IpvsService& b) { return service_key(a) < service_key(b); }
 
 DesiredState build_desired(const proxier::Snapshot& snapshot, const IpvsOptions& options) {
   DesiredState out;
-  std::map<std::tuple<IpAddress, model::Protocol, std::uint16_t>, VirtualServer> servers;
+  std::map<ServiceKey, VirtualServer> servers;
   for (const auto& entry : snapshot.service_ports) {
     const proxier::ServicePortName& name = entry.first;  // a plain reference: lambdas capture it
     const proxier::ServicePortInfo& port = *entry.second;
@@ -64,7 +62,7 @@ DesiredState build_desired(const proxier::Snapshot& snapshot, const IpvsOptions&
       vs.destinations = dests;
       // Two service ports on one frontend (a Service's port colliding with another's external
       // IP): the first, in snapshot order, keeps it, as the kernel would refuse the second.
-      servers.try_emplace(key_of(vs.service), std::move(vs));
+      servers.try_emplace(service_key(vs.service), std::move(vs));
     };
     if (!port.cluster_ip.is_unspecified()) {
       add(port.cluster_ip, port.port, internal);
@@ -94,11 +92,11 @@ Plan plan(const DesiredState& desired, const std::vector<KernelServer>& actual, 
   Plan out;
   std::vector<IpvsChange> destination_changes;
   std::vector<IpvsChange> deletions;
-  std::map<std::tuple<IpAddress, model::Protocol, std::uint16_t>, const KernelServer*> have;
-  for (const KernelServer& k : actual) have.emplace(key_of(k.service), &k);
+  std::map<ServiceKey, const KernelServer*> have;
+  for (const KernelServer& k : actual) have.emplace(service_key(k.service), &k);
 
   for (const VirtualServer& vs : desired.servers) {
-    auto it = have.find(key_of(vs.service));
+    auto it = have.find(service_key(vs.service));
     const KernelServer* k = it == have.end() ? nullptr : it->second;
     if (k == nullptr) {
       out.changes.push_back({IpvsChange::Kind::kAddService, vs.service, {}});

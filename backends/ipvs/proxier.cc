@@ -17,8 +17,6 @@ using kernel::IpvsService;
 
 namespace {
 
-auto key_of(const IpvsService& s) { return std::tie(s.address, s.protocol, s.port); }
-
 // The service has TCP destinations the desired state drops: whether they are deleted or
 // drain depends on their connection counts, which move without us, so they are read fresh.
 bool loses_tcp_destinations(const KernelServer& k, const DesiredState& desired) {
@@ -55,8 +53,8 @@ Expected<std::vector<KernelServer>> IpvsProxier::read_kernel() {
 // next sync read the kernel again (what it holds is then not certain).
 void IpvsProxier::remember(const std::vector<IpvsChange>& changes, const std::vector<Status>& results) {
   if (!known_) return;
-  std::map<std::tuple<IpAddress, model::Protocol, std::uint16_t>, KernelServer> state;
-  for (KernelServer& k : *known_) state.emplace(key_of(k.service), std::move(k));
+  std::map<ServiceKey, KernelServer> state;
+  for (KernelServer& k : *known_) state.emplace(service_key(k.service), std::move(k));
   bool certain = true;
   for (std::size_t i = 0; i < changes.size(); ++i) {
     if (i >= results.size() || !results[i].ok()) {
@@ -64,10 +62,10 @@ void IpvsProxier::remember(const std::vector<IpvsChange>& changes, const std::ve
       continue;
     }
     const IpvsChange& c = changes[i];
-    auto it = state.find(key_of(c.service));
+    auto it = state.find(service_key(c.service));
     std::vector<IpvsDestination>* dests = it != state.end() ? &it->second.destinations : nullptr;
     switch (c.kind) {
-      case IpvsChange::Kind::kAddService: state[key_of(c.service)] = KernelServer{c.service, {}}; break;
+      case IpvsChange::Kind::kAddService: state[service_key(c.service)] = KernelServer{c.service, {}}; break;
       case IpvsChange::Kind::kUpdateService:
         if (it != state.end()) it->second.service = c.service;
         break;
@@ -172,12 +170,12 @@ Status IpvsProxier::sync(const proxier::SyncRequest& request) {
   std::vector<Status> results;
   if (!p.changes.empty()) results = ipvs_.apply(p.changes);
   stats_ = IpvsSyncStats{p.changes.size(), 0, p.draining, desired.servers.size()};
-  std::map<std::tuple<IpAddress, model::Protocol, std::uint16_t>, const VirtualServer*> owners;
-  for (const auto& vs : desired.servers) owners.emplace(key_of(vs.service), &vs);
+  std::map<ServiceKey, const VirtualServer*> owners;
+  for (const auto& vs : desired.servers) owners.emplace(service_key(vs.service), &vs);
   for (std::size_t i = 0; i < results.size(); ++i) {
     if (results[i].ok()) continue;
     ++stats_.refused;
-    auto owner = owners.find(key_of(p.changes[i].service));
+    auto owner = owners.find(service_key(p.changes[i].service));
     const std::string who = owner != owners.end() ? "service " + proxier::to_string(owner->second->owner) + ": " : "";
     spdlog::error("ipvs: {}{}", who, results[i].message());
     errors.push_back(who + results[i].message());

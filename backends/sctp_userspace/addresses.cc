@@ -9,23 +9,19 @@
 #include <cstring>
 #include <memory>
 
+#include "kproxy/kernel/rtnl.h"
+
 namespace kproxy::sctp_userspace {
 
 namespace {
 
-using NlSocket = std::unique_ptr<nl_sock, decltype(&nl_socket_free)>;
-using NlCache = std::unique_ptr<nl_cache, decltype(&nl_cache_free)>;
-using RtnlAddr = std::unique_ptr<rtnl_addr, decltype(&rtnl_addr_put)>;
-using NlAddr = std::unique_ptr<nl_addr, decltype(&nl_addr_put)>;
+namespace rtnl = kernel::rtnl;
 
-Expected<NlSocket> connect_route() {
-  NlSocket sock(nl_socket_alloc(), &nl_socket_free);
-  if (!sock) return Error("netlink: out of memory");
-  if (const int err = nl_connect(sock.get(), NETLINK_ROUTE); err < 0) {
-    return Error(std::string("netlink connect: ") + nl_geterror(err));
-  }
-  return sock;
-}
+using NlCache = rtnl::Cache;
+using RtnlAddr = rtnl::Address;
+using NlAddr = rtnl::NlAddr;
+
+Expected<rtnl::Socket> connect_route() { return rtnl::connect(); }
 
 RtnlAddr make_addr(const IpAddress& ip, int ifindex) {
   RtnlAddr a(rtnl_addr_alloc(), &rtnl_addr_put);

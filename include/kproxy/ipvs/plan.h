@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "kproxy/ip.h"
@@ -47,7 +48,9 @@ struct DesiredState {
 
 DesiredState build_desired(const proxier::Snapshot& snapshot, const IpvsOptions& options);
 
-// The total order of service keys (family, address, protocol, port).
+// A virtual service's identity (address, protocol, port) and its total order.
+using ServiceKey = std::tuple<IpAddress, model::Protocol, std::uint16_t>;
+inline ServiceKey service_key(const kernel::IpvsService& s) { return {s.address, s.protocol, s.port}; }
 bool service_key_less(const kernel::IpvsService& a, const kernel::IpvsService& b);
 
 // A service as the kernel holds it, with its destinations.
