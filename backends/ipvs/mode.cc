@@ -85,6 +85,34 @@ std::vector<std::string> existing_chains(kernel::IptablesRunner& iptables, kerne
   return out;
 }
 
+// One restore that empties (`remove` false) or deletes the layout's chains that exist, in both
+// tables, through the iptables backend's payload writer. Nothing is run when none exists.
+Status restore_chains(kernel::IptablesRunner& iptables, bool remove) {
+  const kernel::Table tables[] = {kernel::Table::kNat, kernel::Table::kFilter};
+  std::vector<iptables::Chain> chains[2];  // per table; the blocks point into them
+  std::vector<iptables::TableBlock> blocks;
+  for (int t = 0; t < 2; ++t) {
+    iptables::TableBlock block{tables[t], {}, {}};
+    for (const std::string& name : existing_chains(iptables, tables[t])) {
+      if (remove) block.deleted_chains.push_back(name);
+      chains[t].push_back({name, {}});
+    }
+    if (!remove) {
+      for (const iptables::Chain& c : chains[t]) block.chains.push_back(&c);
+    }
+    if (!chains[t].empty()) blocks.push_back(std::move(block));
+  }
+  if (blocks.empty()) return {};
+  return iptables.restore(iptables::restore_payload(blocks), {});
+}
+
+Status joined(const std::vector<std::string>& errors) {
+  if (errors.empty()) return {};
+  std::string text;
+  for (const auto& e : errors) text += (text.empty() ? "" : "; ") + e;
+  return Error("ipvs cleanup: " + text);
+}
+
 }  // namespace
 
 Status IpvsMode::release_rules(kernel::IptablesRunner& iptables) {
@@ -96,18 +124,8 @@ Status IpvsMode::release_rules(kernel::IptablesRunner& iptables) {
       if (!deleted || !*deleted) break;
     }
   }
-  for (kernel::Table table : {kernel::Table::kNat, kernel::Table::kFilter}) {
-    const auto chains = existing_chains(iptables, table);
-    if (chains.empty()) continue;
-    std::string payload = std::string("*") + std::string(kernel::table_name(table)) + "\n";
-    for (const std::string& chain : chains) payload += ":" + chain + " - [0:0]\n";
-    payload += "COMMIT\n";
-    if (Status s = iptables.restore(payload, {}); !s.ok()) errors.push_back(s.message());
-  }
-  if (errors.empty()) return {};
-  std::string text;
-  for (const auto& e : errors) text += (text.empty() ? "" : "; ") + e;
-  return Error("ipvs cleanup: " + text);
+  if (Status s = restore_chains(iptables, false); !s.ok()) errors.push_back(s.message());
+  return joined(errors);
 }
 
 Status IpvsMode::cleanup(kernel::Ipvs* ipvs, kernel::Links& links, kernel::IpsetRunner& ipsets,
@@ -119,22 +137,12 @@ Status IpvsMode::cleanup(kernel::Ipvs* ipvs, kernel::Links& links, kernel::Ipset
     errors.push_back(deleted.error());
   }
   if (Status s = release_rules(iptables); !s.ok()) errors.push_back(s.message());
-  for (kernel::Table table : {kernel::Table::kNat, kernel::Table::kFilter}) {
-    const auto chains = existing_chains(iptables, table);
-    if (chains.empty()) continue;
-    std::string payload = std::string("*") + std::string(kernel::table_name(table)) + "\n";
-    for (const std::string& chain : chains) payload += "-X " + chain + "\n";
-    payload += "COMMIT\n";
-    if (Status s = iptables.restore(payload, {}); !s.ok()) errors.push_back(s.message());
-  }
+  if (Status s = restore_chains(iptables, true); !s.ok()) errors.push_back(s.message());
   for (const std::string& name : layout_set_names(IpFamily::kIPv4)) {
     auto destroyed = ipsets.destroy(name);
     if (!destroyed) errors.push_back(destroyed.error());
   }
-  if (errors.empty()) return {};
-  std::string text;
-  for (const auto& e : errors) text += (text.empty() ? "" : "; ") + e;
-  return Error("ipvs cleanup: " + text);
+  return joined(errors);
 }
 
 }  // namespace kproxy::ipvs

@@ -101,14 +101,9 @@ void IpvsProxier::remember(const std::vector<IpvsChange>& changes, const std::ve
   for (auto& [key, k] : state) known_->push_back(std::move(k));
 }
 
-std::vector<IpAddress> IpvsProxier::node_port_addresses(std::string& error) {
+std::vector<IpAddress> IpvsProxier::node_port_addresses(const std::vector<std::pair<std::string, IpAddress>>& all) const {
   std::vector<IpAddress> out;
-  auto all = links_.all_addresses();
-  if (!all) {
-    error = all.error();
-    return out;
-  }
-  for (const auto& entry : *all) {
+  for (const auto& entry : all) {
     const std::string& device = entry.first;
     const IpAddress& ip = entry.second;  // plain references: the lambda below captures ip
     if (device == kDummyDevice || ip.family() != options_.family || ip.is_loopback() || ip.is_link_local()) continue;
@@ -136,9 +131,13 @@ Status IpvsProxier::sync(const proxier::SyncRequest& request) {
   desired_options.scheduler = options_.scheduler;
   desired_options.node = request.node;
   desired_options.skip_sctp = options_.skip_sctp;
-  std::string address_error;
-  desired_options.node_port_addresses = node_port_addresses(address_error);
-  if (!address_error.empty()) errors.push_back("node addresses: " + address_error);
+  // One address dump a sync: the node's addresses (NodePorts) and kube-ipvs0's (bound).
+  auto addresses = links_.all_addresses();
+  if (addresses) {
+    desired_options.node_port_addresses = node_port_addresses(*addresses);
+  } else {
+    errors.push_back("node addresses: " + addresses.error());
+  }
   node_port_addresses_ = desired_options.node_port_addresses;
   desired_ = build_desired(request.snapshot, desired_options);
   const DesiredState& desired = desired_;
@@ -187,20 +186,19 @@ Status IpvsProxier::sync(const proxier::SyncRequest& request) {
   }
 
   // The addresses: bound after their services exist, unbound after the services went.
-  if (created.ok()) {
-    auto bound = links_.addresses(kDummyDevice);
-    if (!bound) {
-      errors.push_back(bound.error());
-    } else {
-      const std::set<IpAddress> want(desired.bound_addresses.begin(), desired.bound_addresses.end());
-      for (const IpAddress& ip : want) {
-        if (bound->contains(ip)) continue;
-        if (Status s = links_.add_address(kDummyDevice, ip); !s.ok()) errors.push_back(s.message());
-      }
-      for (const IpAddress& ip : *bound) {
-        if (ip.family() != options_.family || want.contains(ip)) continue;
-        if (Status s = links_.delete_address(kDummyDevice, ip); !s.ok()) errors.push_back(s.message());
-      }
+  if (created.ok() && addresses) {
+    std::set<IpAddress> bound;
+    for (const auto& [device, ip] : *addresses) {
+      if (device == kDummyDevice) bound.insert(ip);
+    }
+    const std::set<IpAddress> want(desired.bound_addresses.begin(), desired.bound_addresses.end());
+    for (const IpAddress& ip : want) {
+      if (bound.contains(ip)) continue;
+      if (Status s = links_.add_address(kDummyDevice, ip); !s.ok()) errors.push_back(s.message());
+    }
+    for (const IpAddress& ip : bound) {
+      if (ip.family() != options_.family || want.contains(ip)) continue;
+      if (Status s = links_.delete_address(kDummyDevice, ip); !s.ok()) errors.push_back(s.message());
     }
   }
   if (errors.empty()) return {};

@@ -15,6 +15,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kproxy/ipvs/plan.h"
@@ -60,7 +61,8 @@ class IpvsProxier final : public proxier::ProxierBackend {
  private:
   Expected<std::vector<KernelServer>> read_kernel();
   void remember(const std::vector<kernel::IpvsChange>& changes, const std::vector<Status>& results);
-  std::vector<IpAddress> node_port_addresses(std::string& error);
+  // The addresses of `all` NodePorts are served on.
+  std::vector<IpAddress> node_port_addresses(const std::vector<std::pair<std::string, IpAddress>>& all) const;
 
   kernel::Ipvs& ipvs_;
   kernel::Links& links_;
