@@ -625,8 +625,8 @@ std::string wrap(std::string_view text, std::size_t indent, std::size_t width) {
 std::string help_text() {
   std::string out =
       "kproxy is a drop-in replacement for kube-proxy: it runs on each node and reflects the\n"
-      "Services and EndpointSlices of the Kubernetes API into iptables rules (IPVS mode is not\n"
-      "implemented yet: with --proxy-mode=ipvs it warns and programs iptables). It takes\n"
+      "Services and EndpointSlices of the Kubernetes API into iptables rules, or with\n"
+      "--proxy-mode=ipvs into IPVS virtual services (docs/ipvs.md). It takes\n"
       "kube-proxy's flags and KubeProxyConfiguration file; see docs/flags.md.\n\n"
       "Usage:\n  kproxy [flags]\n\nFlags:\n";
   std::vector<std::pair<std::string, const Flag*>> rows;
