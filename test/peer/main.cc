@@ -10,7 +10,12 @@
 // listener is up. The client prints each reply line and exits 0 (all answered), 2 (refused:
 // TCP RST / ICMP port unreachable / SCTP ABORT), 3 (timeout) or 1 (any other error).
 //
-// SCTP is usrsctp over raw IPv4 (no kernel SCTP module, no UDP encapsulation). Every raw
+// Addresses are IPv4 or IPv6 ("IP:PORT", "[IPv6]:PORT"; replies name IPv6 peers as "[IP]:PORT").
+// Without --bind the server listens on both families: TCP and UDP on an IPv4 and an IPv6-only
+// socket, SCTP on one IPv6 socket that takes IPv4 too (usrsctp refuses the pair on one port).
+// The first IPv6 association of a namespace whose link just came up may fail: wait or retry.
+//
+// SCTP is usrsctp over raw IPv4 and IPv6 (no kernel SCTP module, no UDP encapsulation). Every raw
 // SCTP socket of a namespace sees every SCTP packet of that namespace, so the client never
 // answers packets of other associations (blackhole 2): a client may share a namespace with
 // a server.
@@ -51,28 +56,89 @@ struct Outcome {
   bool printed = false;  // the reply was printed already (--hold-ms)
 };
 
-std::string endpoint_text(const sockaddr_in& a) {
-  char ip[INET_ADDRSTRLEN] = {};
-  inet_ntop(AF_INET, &a.sin_addr, ip, sizeof ip);
-  return std::string(ip) + ":" + std::to_string(ntohs(a.sin_port));
-}
+// An IPv4 or IPv6 socket address.
+struct SockAddr {
+  union {
+    sockaddr sa;
+    sockaddr_in v4;
+    sockaddr_in6 v6;
+  } u{};
+  int family() const { return u.sa.sa_family; }
+  socklen_t len() const { return family() == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in); }
+  sockaddr* get() { return &u.sa; }
+  const sockaddr* get() const { return &u.sa; }
+  void set_port(uint16_t port) {
+    if (family() == AF_INET6) {
+      u.v6.sin6_port = htons(port);
+    } else {
+      u.v4.sin_port = htons(port);
+    }
+  }
+  static SockAddr any(int family) {
+    SockAddr a;
+    a.u.sa.sa_family = static_cast<sa_family_t>(family);
+    if (family == AF_INET) a.u.v4.sin_addr.s_addr = htonl(INADDR_ANY);  // (in6addr_any is all zeros)
+    return a;
+  }
+};
 
-std::optional<sockaddr_in> parse_endpoint(const std::string& text, bool port_required) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
+// "IP:PORT", "[IPv6]:PORT".
+std::string endpoint_text(const sockaddr* a) {
+  char ip[INET6_ADDRSTRLEN] = {};
+  if (a->sa_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(a);
+    if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {  // an IPv4 peer of a dual-stack socket
+      inet_ntop(AF_INET, &v6->sin6_addr.s6_addr[12], ip, sizeof ip);
+      return std::string(ip) + ":" + std::to_string(ntohs(v6->sin6_port));
+    }
+    inet_ntop(AF_INET6, &v6->sin6_addr, ip, sizeof ip);
+    return "[" + std::string(ip) + "]:" + std::to_string(ntohs(v6->sin6_port));
+  }
+  const auto* v4 = reinterpret_cast<const sockaddr_in*>(a);
+  inet_ntop(AF_INET, &v4->sin_addr, ip, sizeof ip);
+  return std::string(ip) + ":" + std::to_string(ntohs(v4->sin_port));
+}
+std::string endpoint_text(const SockAddr& a) { return endpoint_text(a.get()); }
+
+// "IP", "IP:PORT", "IPv6", "[IPv6]", "[IPv6]:PORT" (and "IPv6:PORT", split at the last colon,
+// when a port is required).
+std::optional<SockAddr> parse_endpoint(const std::string& text, bool port_required) {
   std::string ip = text;
-  const auto colon = text.rfind(':');
-  if (colon != std::string::npos) {
-    ip = text.substr(0, colon);
-    const std::string port = text.substr(colon + 1);
-    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return {};
-    const long p = std::stol(port);
-    if (p < 1 || p > 65535) return {};
-    a.sin_port = htons(static_cast<uint16_t>(p));
-  } else if (port_required) {
+  std::string port;
+  if (!text.empty() && text[0] == '[') {
+    const auto close = text.find(']');
+    if (close == std::string::npos) return {};
+    ip = text.substr(1, close - 1);
+    const std::string rest = text.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest[0] != ':') return {};
+      port = rest.substr(1);
+      if (port.empty()) return {};
+    }
+  } else {
+    const auto colons = std::count(text.begin(), text.end(), ':');
+    if (colons == 1 || (colons > 1 && port_required)) {
+      const auto colon = text.rfind(':');
+      ip = text.substr(0, colon);
+      port = text.substr(colon + 1);
+      if (port.empty()) return {};
+    }
+  }
+  if (port.empty() && port_required) return {};
+  SockAddr a;
+  if (inet_pton(AF_INET, ip.c_str(), &a.u.v4.sin_addr) == 1) {
+    a.u.v4.sin_family = AF_INET;
+  } else if (inet_pton(AF_INET6, ip.c_str(), &a.u.v6.sin6_addr) == 1) {
+    a.u.v6.sin6_family = AF_INET6;
+  } else {
     return {};
   }
-  if (inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1) return {};
+  if (!port.empty()) {
+    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return {};
+    const long p = std::stol(port);
+    if (p < 1 || p > 65535) return {};
+    a.set_port(static_cast<uint16_t>(p));
+  }
   return a;
 }
 
@@ -134,7 +200,7 @@ struct ServeOptions {
   std::string name;
   std::vector<int> tcp, udp, sctp;
   int sctp_streams = 64;  // offered both ways
-  sockaddr_in bind{};
+  std::optional<SockAddr> bind;  // none: the wildcard of both families
 };
 
 std::string g_name;  // read by the usrsctp receive callback
@@ -172,7 +238,7 @@ int sctp_server_receive(struct socket* s, union sctp_sockstore addr, void* data,
     std::string& message = g_partial[rcv.rcv_assoc_id];
     if (append_part(message, data, len, flags)) {
       const bool echo = message.rfind("ECHO", 0) == 0;
-      const std::string reply = echo ? message : g_name + " " + endpoint_text(addr.sin) + "\n";
+      const std::string reply = echo ? message : g_name + " " + endpoint_text(&addr.sa) + "\n";
       sctp_sndinfo snd{};
       snd.snd_assoc_id = rcv.rcv_assoc_id;
       snd.snd_sid = rcv.rcv_sid;
@@ -181,7 +247,7 @@ int sctp_server_receive(struct socket* s, union sctp_sockstore addr, void* data,
         snd.snd_flags = rcv.rcv_flags & SCTP_UNORDERED;
       }
       if (usrsctp_sendv(s, reply.data(), reply.size(), nullptr, 0, &snd, sizeof snd, SCTP_SENDV_SNDINFO, 0) < 0) {
-        std::fprintf(stderr, "sctp: send to %s: %s\n", endpoint_text(addr.sin).c_str(), std::strerror(errno));
+        std::fprintf(stderr, "sctp: send to %s: %s\n", endpoint_text(&addr.sa).c_str(), std::strerror(errno));
       }
       g_partial.erase(rcv.rcv_assoc_id);
     }
@@ -198,17 +264,19 @@ void sctp_streams(struct socket* s, uint16_t streams) {
   usrsctp_setsockopt(s, IPPROTO_SCTP, SCTP_INITMSG, &init, sizeof init);
 }
 
-int open_listener(int type, const sockaddr_in& bind_to, int port, std::string& error) {
-  const int fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
+int open_listener(int type, const SockAddr& bind_to, int port, std::string& error) {
+  const int fd = ::socket(bind_to.family(), type | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     error = std::strerror(errno);
     return -1;
   }
   const int on = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-  sockaddr_in a = bind_to;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || (type == SOCK_STREAM && ::listen(fd, 64) != 0)) {
+  // IPv4 peers come to the IPv4 socket (and are named as IPv4 addresses).
+  if (bind_to.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  SockAddr a = bind_to;
+  a.set_port(static_cast<uint16_t>(port));
+  if (::bind(fd, a.get(), a.len()) != 0 || (type == SOCK_STREAM && ::listen(fd, 64) != 0)) {
     error = std::strerror(errno);
     ::close(fd);
     return -1;
@@ -217,7 +285,7 @@ int open_listener(int type, const sockaddr_in& bind_to, int port, std::string& e
 }
 
 // One TCP connection: read one line (or up to EOF, or 1 s), answer, close.
-void serve_tcp_connection(int fd, const sockaddr_in& peer) {
+void serve_tcp_connection(int fd, const sockaddr* peer) {
   const auto deadline = Clock::now() + std::chrono::seconds(1);
   char buf[512];
   for (;;) {
@@ -246,34 +314,61 @@ int serve(const ServeOptions& o) {
     for (auto& l : listeners) ::close(l.fd);
     return kError;
   };
+  // The addresses to listen on: --bind's, or both families' wildcards (a namespace without
+  // IPv6 still serves IPv4: the IPv6 wildcard may fail there).
+  std::vector<SockAddr> binds;
+  if (o.bind) {
+    binds.push_back(*o.bind);
+  } else {
+    binds.push_back(SockAddr::any(AF_INET));
+    binds.push_back(SockAddr::any(AF_INET6));
+  }
+  auto optional_family = [&](const SockAddr& b) { return !o.bind && b.family() == AF_INET6; };
   for (int port : o.tcp) {
-    std::string error;
-    const int fd = open_listener(SOCK_STREAM, o.bind, port, error);
-    if (fd < 0) return fail("tcp", port, error);
-    listeners.push_back({fd, true});
+    for (const auto& b : binds) {
+      std::string error;
+      const int fd = open_listener(SOCK_STREAM, b, port, error);
+      if (fd < 0 && optional_family(b)) continue;
+      if (fd < 0) return fail("tcp", port, error);
+      listeners.push_back({fd, true});
+    }
   }
   for (int port : o.udp) {
-    std::string error;
-    const int fd = open_listener(SOCK_DGRAM, o.bind, port, error);
-    if (fd < 0) return fail("udp", port, error);
-    listeners.push_back({fd, false});
+    for (const auto& b : binds) {
+      std::string error;
+      const int fd = open_listener(SOCK_DGRAM, b, port, error);
+      if (fd < 0 && optional_family(b)) continue;
+      if (fd < 0) return fail("udp", port, error);
+      listeners.push_back({fd, false});
+    }
   }
+  // SCTP: usrsctp refuses an IPv4 and an IPv6-only socket on one port, so without --bind one
+  // IPv6 socket serves both families (IPv4 peers named as IPv4 addresses all the same).
+  std::vector<SockAddr> sctp_binds = binds;
+  if (!o.bind) sctp_binds = {SockAddr::any(AF_INET6)};
   std::vector<struct socket*> sctp_sockets;
   if (!o.sctp.empty()) {
     sctp_start(false);
     for (int port : o.sctp) {
-      struct socket* s = usrsctp_socket(AF_INET, SOCK_SEQPACKET, IPPROTO_SCTP, sctp_server_receive, nullptr, 0, nullptr);
-      if (s != nullptr) sctp_streams(s, static_cast<uint16_t>(o.sctp_streams));
-      sockaddr_in a = o.bind;
-      a.sin_port = htons(static_cast<uint16_t>(port));
-      if (s == nullptr || usrsctp_bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || usrsctp_listen(s, 1) != 0) {
-        const std::string why = std::strerror(errno);
-        if (s != nullptr) usrsctp_close(s);
-        for (auto* open : sctp_sockets) usrsctp_close(open);
-        return sctp_stop_and_exit_code(fail("sctp", port, why));
+      for (const auto& b : sctp_binds) {
+        struct socket* s =
+            usrsctp_socket(b.family(), SOCK_SEQPACKET, IPPROTO_SCTP, sctp_server_receive, nullptr, 0, nullptr);
+        if (s != nullptr) sctp_streams(s, static_cast<uint16_t>(o.sctp_streams));
+        if (s != nullptr && b.family() == AF_INET6) {
+          const int v6only = o.bind ? 1 : 0;
+          usrsctp_setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+        }
+        SockAddr a = b;
+        a.set_port(static_cast<uint16_t>(port));
+        if (s == nullptr || usrsctp_bind(s, a.get(), a.len()) != 0 || usrsctp_listen(s, 1) != 0) {
+          const std::string why = std::strerror(errno);
+          if (s != nullptr) usrsctp_close(s);
+          for (auto* open : sctp_sockets) usrsctp_close(open);
+          return sctp_stop_and_exit_code(fail("sctp", port, why));
+        }
+        sctp_subscribe_assoc_change(s);
+        sctp_sockets.push_back(s);
       }
-      sctp_subscribe_assoc_change(s);
-      sctp_sockets.push_back(s);
     }
   }
 
@@ -300,17 +395,17 @@ int serve(const ServeOptions& o) {
     for (size_t i = 1; i < fds.size(); ++i) {
       if (fds[i].revents == 0) continue;
       const Listener& l = listeners[i - 1];
-      sockaddr_in peer{};
-      socklen_t len = sizeof peer;
+      SockAddr peer;
+      socklen_t len = sizeof peer.u;
       if (l.tcp) {
-        const int conn = ::accept4(l.fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
-        if (conn >= 0) serve_tcp_connection(conn, peer);
+        const int conn = ::accept4(l.fd, peer.get(), &len, SOCK_CLOEXEC);
+        if (conn >= 0) serve_tcp_connection(conn, peer.get());
       } else {
         char buf[2048];
-        const ssize_t n = ::recvfrom(l.fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &len);
+        const ssize_t n = ::recvfrom(l.fd, buf, sizeof buf, 0, peer.get(), &len);
         if (n < 0) continue;
         const std::string reply = g_name + " " + endpoint_text(peer) + "\n";
-        ::sendto(l.fd, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&peer), len);
+        ::sendto(l.fd, reply.data(), reply.size(), 0, peer.get(), len);
       }
     }
   }
@@ -327,8 +422,8 @@ const char kRequest[] = "hello\n";
 
 struct RequestOptions {
   std::string proto;
-  sockaddr_in to{};
-  std::optional<sockaddr_in> bind;
+  SockAddr to;
+  std::optional<SockAddr> bind;
   int timeout_ms = 2000;
   int count = 1;
   // SCTP: before the request, send messages of 1 B to 64 KiB on 16 streams with distinct
@@ -348,14 +443,18 @@ Outcome errno_outcome(const char* what, int err) {
 }
 
 int client_socket(int type, const RequestOptions& o, Outcome& out) {
-  const int fd = ::socket(AF_INET, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  const int fd = ::socket(o.to.family(), type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     out = errno_outcome("socket", errno);
     return -1;
   }
   if (o.bind) {
-    sockaddr_in a = *o.bind;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    if (o.bind->family() != o.to.family()) {
+      out = {kError, "bind: --bind and --to are of different families"};
+      ::close(fd);
+      return -1;
+    }
+    if (::bind(fd, o.bind->get(), o.bind->len()) != 0) {
       out = errno_outcome("bind", errno);
       ::close(fd);
       return -1;
@@ -394,7 +493,7 @@ Outcome request_tcp(const RequestOptions& o) {
   const int fd = client_socket(SOCK_STREAM, o, out);
   if (fd < 0) return out;
   const auto deadline = Clock::now() + std::chrono::milliseconds(o.timeout_ms);
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&o.to), sizeof o.to) != 0 && errno != EINPROGRESS) {
+  if (::connect(fd, o.to.get(), o.to.len()) != 0 && errno != EINPROGRESS) {
     out = errno_outcome("connect", errno);
   } else {
     pollfd p{fd, POLLOUT, 0};
@@ -424,7 +523,7 @@ Outcome request_udp(const RequestOptions& o) {
   if (fd < 0) return out;
   const auto deadline = Clock::now() + std::chrono::milliseconds(o.timeout_ms);
   // Connected, so that an ICMP port unreachable comes back as ECONNREFUSED.
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&o.to), sizeof o.to) != 0) {
+  if (::connect(fd, o.to.get(), o.to.len()) != 0) {
     out = errno_outcome("connect", errno);
   } else if (::send(fd, kRequest, sizeof kRequest - 1, 0) < 0) {
     out = errno_outcome("send", errno);
@@ -437,15 +536,14 @@ Outcome request_udp(const RequestOptions& o) {
 
 // The source address the kernel would pick for `to`: the SCTP client binds to it, so that its
 // INIT lists no other local addresses (NAT in between would not rewrite them).
-std::optional<sockaddr_in> kernel_source_for(const sockaddr_in& to) {
-  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+std::optional<SockAddr> kernel_source_for(const SockAddr& to) {
+  const int fd = ::socket(to.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return {};
-  std::optional<sockaddr_in> result;
-  sockaddr_in a{};
-  socklen_t len = sizeof a;
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    a.sin_port = 0;
+  std::optional<SockAddr> result;
+  SockAddr a;
+  socklen_t len = sizeof a.u;
+  if (::connect(fd, to.get(), to.len()) == 0 && ::getsockname(fd, a.get(), &len) == 0) {
+    a.set_port(0);
     result = a;
   }
   ::close(fd);
@@ -539,7 +637,7 @@ std::string sctp_echo_check(struct socket* s, SctpClientState& st, Clock::time_p
 Outcome request_sctp(const RequestOptions& o) {
   sctp_start(true);
   auto st = std::make_unique<SctpClientState>();
-  struct socket* s = usrsctp_socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP, sctp_client_receive, nullptr, 0, st.get());
+  struct socket* s = usrsctp_socket(o.to.family(), SOCK_STREAM, IPPROTO_SCTP, sctp_client_receive, nullptr, 0, st.get());
   if (s == nullptr) return errno_outcome("sctp socket", errno);
   sctp_subscribe_assoc_change(s);
   const int on = 1;
@@ -548,13 +646,13 @@ Outcome request_sctp(const RequestOptions& o) {
   if (o.echo_check) sctp_streams(s, 16);
   Outcome out;
   const auto deadline = Clock::now() + std::chrono::milliseconds(o.timeout_ms);
-  std::optional<sockaddr_in> local = o.bind ? o.bind : kernel_source_for(o.to);
-  if (local && usrsctp_bind(s, reinterpret_cast<sockaddr*>(&*local), sizeof *local) != 0) {
+  std::optional<SockAddr> local = o.bind ? o.bind : kernel_source_for(o.to);
+  if (local && usrsctp_bind(s, local->get(), local->len()) != 0) {
     out = errno_outcome("sctp bind", errno);
   } else {
     usrsctp_set_non_blocking(s, 1);
-    sockaddr_in to = o.to;
-    if (usrsctp_connect(s, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0 && errno != EINPROGRESS) {
+    SockAddr to = o.to;
+    if (usrsctp_connect(s, to.get(), to.len()) != 0 && errno != EINPROGRESS) {
       out = errno_outcome("sctp connect", errno);
     } else {
       std::unique_lock lock(st->mu);
@@ -710,21 +808,21 @@ int fail_text(const char* what, const std::string& why) {
   _exit(kError);
 }
 
-struct socket* bench_connect(const sockaddr_in& to, BenchState* st) {
-  struct socket* s = usrsctp_socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP, bench_receive, nullptr, 0, st);
+struct socket* bench_connect(const SockAddr& to, BenchState* st) {
+  struct socket* s = usrsctp_socket(to.family(), SOCK_STREAM, IPPROTO_SCTP, bench_receive, nullptr, 0, st);
   if (s == nullptr) return nullptr;
   sctp_subscribe_assoc_change(s);
   const int on = 1;
   usrsctp_setsockopt(s, IPPROTO_SCTP, SCTP_NODELAY, &on, sizeof on);
-  std::optional<sockaddr_in> local = kernel_source_for(to);
-  if (local) usrsctp_bind(s, reinterpret_cast<sockaddr*>(&*local), sizeof *local);
+  std::optional<SockAddr> local = kernel_source_for(to);
+  if (local) usrsctp_bind(s, local->get(), local->len());
   usrsctp_set_non_blocking(s, 1);
-  sockaddr_in t = to;
-  if (usrsctp_connect(s, reinterpret_cast<sockaddr*>(&t), sizeof t) != 0 && errno != EINPROGRESS) return nullptr;
+  SockAddr t = to;
+  if (usrsctp_connect(s, t.get(), t.len()) != 0 && errno != EINPROGRESS) return nullptr;
   return s;
 }
 
-int bench(const sockaddr_in& to, size_t size, size_t messages, size_t window, int associations, int hold_ms) {
+int bench(const SockAddr& to, size_t size, size_t messages, size_t window, int associations, int hold_ms) {
   sctp_start(true);
   auto st = std::make_unique<BenchState>();
   const auto deadline = Clock::now() + std::chrono::seconds(120);
@@ -829,8 +927,6 @@ int run(int argc, char** argv) {
   }
   if (cmd == "serve") {
     ServeOptions o;
-    o.bind.sin_family = AF_INET;
-    o.bind.sin_addr.s_addr = htonl(INADDR_ANY);
     for (const auto& [f, v] : flags) {
       if (f == "--name") {
         o.name = v;
@@ -845,7 +941,8 @@ int run(int argc, char** argv) {
       } else if (f == "--bind") {
         auto a = parse_endpoint(v, false);
         if (!a) return usage(("bad address " + v).c_str());
-        o.bind.sin_addr = a->sin_addr;
+        a->set_port(0);
+        o.bind = *a;
       } else {
         return usage(("unknown flag " + f).c_str());
       }
@@ -855,7 +952,7 @@ int run(int argc, char** argv) {
     return serve(o);
   }
   if (cmd == "bench") {
-    sockaddr_in to{};
+    SockAddr to;
     long size = 100, messages = 10000, window = 1, associations = 0, hold_ms = 0;
     bool have_to = false;
     for (const auto& [f, v] : flags) {
