@@ -112,18 +112,25 @@ Layout build_layout(const proxier::Snapshot& snapshot, const DesiredState& desir
   std::map<std::string, std::set<std::string>> entries;
   auto add = [&](const char* set, std::string entry) { entries[set].insert(std::move(entry)); };
 
+  // Only this family's addresses: a set of family inet refuses an IPv6 entry (and the whole
+  // set's update with it), so one of the other family that slipped through is left out.
+  auto ours = [&](const IpAddress& ip) { return ip.family() == options.family; };
   for (const auto& [name, info_ptr] : snapshot.service_ports) {
     const proxier::ServicePortInfo& port = *info_ptr;
     const model::Protocol proto = name.protocol;
     if (options.skip_sctp && proto == model::Protocol::kSctp) continue;
     for (const proxier::Endpoint& e : port.endpoints) {
-      if (e.is_local) add("KUBE-LOOP-BACK", ip_port(e.ip, proto, e.port) + "," + e.ip.to_string());
+      if (e.is_local && ours(e.ip)) add("KUBE-LOOP-BACK", ip_port(e.ip, proto, e.port) + "," + e.ip.to_string());
     }
-    if (!port.cluster_ip.is_unspecified()) add("KUBE-CLUSTER-IP", ip_port(port.cluster_ip, proto, port.port));
+    if (!port.cluster_ip.is_unspecified() && ours(port.cluster_ip)) {
+      add("KUBE-CLUSTER-IP", ip_port(port.cluster_ip, proto, port.port));
+    }
     for (const IpAddress& ip : port.external_ips) {
+      if (!ours(ip)) continue;
       add(port.external_policy_local ? "KUBE-EXTERNAL-IP-LOCAL" : "KUBE-EXTERNAL-IP", ip_port(ip, proto, port.port));
     }
     for (const IpAddress& ip : port.load_balancer_vips) {
+      if (!ours(ip)) continue;
       const std::string entry = ip_port(ip, proto, port.port);
       add("KUBE-LOAD-BALANCER", entry);
       if (port.external_policy_local) add("KUBE-LOAD-BALANCER-LOCAL", entry);
@@ -131,6 +138,7 @@ Layout build_layout(const proxier::Snapshot& snapshot, const DesiredState& desir
         add("KUBE-LOAD-BALANCER-FW", entry);
         bool from_node = false;
         for (const Cidr& c : port.load_balancer_source_ranges) {
+          if (c.family() != options.family) continue;
           add("KUBE-LOAD-BALANCER-SOURCE-CIDR", entry + "," + c.to_string());
           if (options.node_ip && c.contains(*options.node_ip)) from_node = true;
         }
@@ -151,6 +159,7 @@ Layout build_layout(const proxier::Snapshot& snapshot, const DesiredState& desir
         case model::Protocol::kSctp:
           // bitmap:port did not work for SCTP (k8s#73300): one entry per node address.
           for (const IpAddress& ip : options.node_port_addresses) {
+            if (!ours(ip)) continue;
             add("KUBE-NODE-PORT-SCTP-HASH", ip_port(ip, proto, port.node_port));
             if (port.external_policy_local) add("KUBE-NODE-PORT-LOCAL-SCTP-HASH", ip_port(ip, proto, port.node_port));
           }
@@ -160,7 +169,7 @@ Layout build_layout(const proxier::Snapshot& snapshot, const DesiredState& desir
     if (port.health_check_node_port != 0) add("KUBE-HEALTH-CHECK-NODE-PORT", std::to_string(port.health_check_node_port));
   }
   for (const IpAddress& ip : desired.bound_addresses) {
-    if (ip.family() == options.family) add("KUBE-IPVS-IPS", ip.to_string());
+    if (ours(ip)) add("KUBE-IPVS-IPS", ip.to_string());
   }
 
   Layout out;

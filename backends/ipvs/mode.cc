@@ -7,9 +7,26 @@
 
 namespace kproxy::ipvs {
 
+namespace {
+
+// One family for the whole instance: the proxier's and the layout's are the mode's.
+IpvsModeOptions aligned(IpvsModeOptions o) {
+  o.proxier.family = o.family;
+  o.layout.family = o.family;
+  return o;
+}
+
+}  // namespace
+
 IpvsMode::IpvsMode(kernel::Ipvs& ipvs, kernel::Links& links, kernel::IpsetRunner& ipsets,
                    kernel::IptablesRunner& iptables, IpvsModeOptions options)
-    : ipsets_(ipsets), iptables_(iptables), options_(std::move(options)), proxier_(ipvs, links, options_.proxier) {}
+    : ipsets_(ipsets), iptables_(iptables), options_(aligned(std::move(options))), proxier_(ipvs, links, options_.proxier) {
+  const kernel::IpFamily want = options_.family == IpFamily::kIPv4 ? kernel::IpFamily::kIPv4 : kernel::IpFamily::kIPv6;
+  if (iptables_.family() != want) {
+    spdlog::error("ipvs ({}): the iptables runner is of the other family; its rules will be refused",
+                  to_string(options_.family));
+  }
+}
 
 Status IpvsMode::sync(const proxier::SyncRequest& request) {
   std::vector<std::string> errors;
@@ -138,7 +155,8 @@ Status IpvsMode::cleanup(kernel::Ipvs* ipvs, kernel::Links& links, kernel::Ipset
   }
   if (Status s = release_rules(iptables); !s.ok()) errors.push_back(s.message());
   if (Status s = restore_chains(iptables, true); !s.ok()) errors.push_back(s.message());
-  for (const std::string& name : layout_set_names(IpFamily::kIPv4)) {
+  const IpFamily family = iptables.family() == kernel::IpFamily::kIPv6 ? IpFamily::kIPv6 : IpFamily::kIPv4;
+  for (const std::string& name : layout_set_names(family)) {
     auto destroyed = ipsets.destroy(name);
     if (!destroyed) errors.push_back(destroyed.error());
   }

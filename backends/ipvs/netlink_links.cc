@@ -1,5 +1,6 @@
 // kernel::NetlinkLinks: devices and host addresses over rtnetlink with libnl-route
 // (include/kproxy/kernel/links.h).
+#include <linux/if_addr.h>
 #include <net/if.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
@@ -38,6 +39,9 @@ RtnlAddr host_address(const IpAddress& ip, int ifindex) {
   rtnl_addr_set_family(a.get(), af);
   rtnl_addr_set_local(a.get(), local.get());
   rtnl_addr_set_prefixlen(a.get(), bits);
+  // IPv6: no duplicate address detection. kube-ipvs0 is a NOARP dummy, where the kernel skips
+  // DAD anyway; nodad says so, so a Service address is never left tentative (unusable).
+  if (!ip.is_v4()) rtnl_addr_set_flags(a.get(), IFA_F_NODAD);
   return a;
 }
 

@@ -17,10 +17,11 @@ bool destination_less(const IpvsDestination& a, const IpvsDestination& b) {
   return std::tie(a.address, a.port) < std::tie(b.address, b.port);
 }
 
-std::vector<IpvsDestination> destinations_of(const std::vector<const proxier::Endpoint*>& endpoints) {
+std::vector<IpvsDestination> destinations_of(const std::vector<const proxier::Endpoint*>& endpoints, IpFamily family) {
   std::vector<IpvsDestination> out;
   out.reserve(endpoints.size());
   for (const proxier::Endpoint* e : endpoints) {
+    if (e->ip.family() != family) continue;
     IpvsDestination d;
     d.address = e->ip;
     d.port = e->port;
@@ -44,9 +45,11 @@ DesiredState build_desired(const proxier::Snapshot& snapshot, const IpvsOptions&
     const proxier::ServicePortInfo& port = *entry.second;
     if (options.skip_sctp && name.protocol == model::Protocol::kSctp) continue;
     const proxier::EndpointSelection selection = proxier::categorize_endpoints(port, options.node);
-    const auto internal = destinations_of(port.internal_policy_local ? selection.local : selection.cluster);
-    const auto external = destinations_of(port.external_policy_local ? selection.local : selection.cluster);
+    const auto internal = destinations_of(port.internal_policy_local ? selection.local : selection.cluster, options.family);
+    const auto external = destinations_of(port.external_policy_local ? selection.local : selection.cluster, options.family);
+    // Returns whether the frontend is this proxier's family (only those are bound).
     auto add = [&](const IpAddress& address, std::uint16_t number, const std::vector<IpvsDestination>& dests) {
+      if (address.family() != options.family) return false;
       VirtualServer vs;
       vs.owner = name;
       vs.service.address = address;
@@ -63,18 +66,16 @@ DesiredState build_desired(const proxier::Snapshot& snapshot, const IpvsOptions&
       // Two service ports on one frontend (a Service's port colliding with another's external
       // IP): the first, in snapshot order, keeps it, as the kernel would refuse the second.
       servers.try_emplace(service_key(vs.service), std::move(vs));
+      return true;
     };
-    if (!port.cluster_ip.is_unspecified()) {
-      add(port.cluster_ip, port.port, internal);
+    if (!port.cluster_ip.is_unspecified() && add(port.cluster_ip, port.port, internal)) {
       out.bound_addresses.push_back(port.cluster_ip);
     }
     for (const IpAddress& ip : port.external_ips) {
-      add(ip, port.port, external);
-      out.bound_addresses.push_back(ip);
+      if (add(ip, port.port, external)) out.bound_addresses.push_back(ip);
     }
     for (const IpAddress& ip : port.load_balancer_vips) {
-      add(ip, port.port, external);
-      out.bound_addresses.push_back(ip);
+      if (add(ip, port.port, external)) out.bound_addresses.push_back(ip);
     }
     if (port.node_port != 0) {
       for (const IpAddress& ip : options.node_port_addresses) add(ip, port.node_port, external);

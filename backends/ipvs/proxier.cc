@@ -128,6 +128,7 @@ Status IpvsProxier::sync(const proxier::SyncRequest& request) {
   }
 
   IpvsOptions desired_options;
+  desired_options.family = options_.family;
   desired_options.scheduler = options_.scheduler;
   desired_options.node = request.node;
   desired_options.skip_sctp = options_.skip_sctp;

@@ -17,6 +17,13 @@
 namespace kproxy::ipvs {
 
 struct IpvsModeOptions {
+  // The family this instance serves; it overrides proxier.family and layout.family. A
+  // dual-stack node runs two IpvsMode instances, one per family (kube-proxy's meta-proxier),
+  // sharing one Ipvs handle, one Links (one kube-ipvs0) and one IpsetRunner, each with the
+  // IptablesRunner of its family (ip6tables for IPv6). Each one only adds and removes the
+  // virtual services, kube-ipvs0 addresses, sets (KUBE-6-... for IPv6) and rules of its
+  // family, so neither undoes the other's.
+  IpFamily family = IpFamily::kIPv4;
   IpvsProxierOptions proxier;
   LayoutOptions layout;  // node_port_addresses is filled at each sync
 };
@@ -34,7 +41,10 @@ class IpvsMode final : public proxier::ProxierBackend {
   // and empties its chains, so that none of them holds a chain or set the other cleanup
   // deletes; cleanup() then removes every virtual service and kube-ipvs0, the layout's chains
   // that are left, and its sets (a set still referenced by a rule cannot be destroyed).
-  // Both report what could not be removed.
+  // Both work on the tables of `iptables`'s family, and cleanup() destroys that family's sets
+  // (KUBE-... for IPv4, KUBE-6-... for IPv6): --cleanup calls each once per family, with the
+  // iptables and then the ip6tables runner (IPVS flushed and kube-ipvs0 deleted twice is
+  // harmless). Both report what could not be removed.
   static Status release_rules(kernel::IptablesRunner& iptables);
   static Status cleanup(kernel::Ipvs* ipvs, kernel::Links& links, kernel::IpsetRunner& ipsets,
                         kernel::IptablesRunner& iptables);

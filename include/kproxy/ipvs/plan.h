@@ -24,6 +24,11 @@
 namespace kproxy::ipvs {
 
 struct IpvsOptions {
+  // The proxier's family: a frontend or an endpoint of the other family is never programmed
+  // (the meta-proxier gives each family's proxier only its own, as kube-proxy's does; this
+  // keeps an IPv4 proxier from binding an IPv6 address or adding an IPv6 service if one
+  // slipped through, and the other way round).
+  IpFamily family = IpFamily::kIPv4;
   std::string scheduler = "rr";  // --ipvs-scheduler
   proxier::NodeFacts node;
   // The node addresses NodePorts are served on (--nodeport-addresses applied), of the

@@ -204,6 +204,81 @@ TEST(IpvsGenl, DecodesADumpedDestinationWithItsConnectionCounts) {
   EXPECT_EQ(old->address.to_string(), "10.244.2.9");
 }
 
+// fd00:10:96::a and fd00:10:244:1::5, network order.
+Bytes v6_service_address() {
+  return {0xfd, 0x00, 0x00, 0x10, 0x00, 0x96, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x0a};
+}
+Bytes v6_pod_address() {
+  return {0xfd, 0x00, 0x00, 0x10, 0x02, 0x44, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0x00, 0x05};
+}
+
+TEST(IpvsGenl, AnIpv6ServiceIsFamilyInet6With16AddressBytesAndAPrefixLengthNetmask) {
+  // sessionAffinity ClientIP on an IPv6 Service: the netmask is a prefix length (128), as
+  // kube-proxy and ipvsadm send it for AF_INET6, not the IPv4 mask.
+  IpvsService s = service("fd00:10:96::a", model::Protocol::kTcp, 443);
+  s.flags = kernel::kIpvsPersistent;
+  s.timeout = 10800;
+  s.netmask = 128;
+  const Bytes want = message(kFamily, kRequestAck, 21, /*NEW_SERVICE*/ 1,
+                             nest(1, {service_key(10, 6, v6_service_address(), 443), attr(6, {'r', 'r', 0}),
+                                      attr(7, cat({u32(0x1), u32(0xffffffff)})), attr(8, u32(10800)),
+                                      attr(9, u32(128))}));
+  EXPECT_EQ(encode_change(kFamily, 21, {IpvsChange::Kind::kAddService, s, {}}), want);
+}
+
+TEST(IpvsGenl, AnIpv6DestinationCarriesFamilyInet6And16AddressBytes) {
+  IpvsService s = service("fd00:10:96::a", model::Protocol::kSctp, 38412);
+  IpvsDestination d;
+  d.address = *IpAddress::parse("fd00:10:244:1::5");
+  d.port = 38412;
+  d.weight = 1;
+  const Bytes key = nest(1, {service_key(10, 132, v6_service_address(), 38412)});
+  const Bytes dest_key = cat({attr(1, v6_pod_address()), attr(2, be16(38412)), attr(11, u16(10))});
+  EXPECT_EQ(encode_change(kFamily, 22, {IpvsChange::Kind::kAddDestination, s, d}),
+            message(kFamily, kRequestAck, 22, /*NEW_DEST*/ 5,
+                    cat({key, nest(2, {dest_key, attr(3, u32(0)), attr(4, u32(1)), attr(5, u32(0)), attr(6, u32(0))})})));
+  EXPECT_EQ(encode_change(kFamily, 23, {IpvsChange::Kind::kDeleteDestination, s, d}),
+            message(kFamily, kRequestAck, 23, /*DEL_DEST*/ 7, cat({key, nest(2, {dest_key})})));
+  EXPECT_EQ(encode_list_destinations(kFamily, 24, s),
+            message(kFamily, kRequestAck | kDump, 24, /*GET_DEST*/ 8, key));
+}
+
+TEST(IpvsGenl, DecodesADumpedIpv6ServiceAndDestination) {
+  // As ip_vs_genl_fill_service sends an AF_INET6 service: the family, the 16 bytes, netmask 128.
+  const Bytes svc = nest(1, {attr(1, u16(10)), attr(2, u16(17)), attr(3, v6_service_address()), attr(4, be16(53)),
+                             attr(6, {'r', 'r', 0}), attr(7, cat({u32(0x2), u32(0xffffffff)})), attr(8, u32(0)),
+                             attr(9, u32(128)), nest(10, {attr(1, u32(0))})});
+  const auto s = decode_service(svc);
+  ASSERT_TRUE(s.ok()) << s.error();
+  EXPECT_EQ(s->address.to_string(), "fd00:10:96::a");
+  EXPECT_TRUE(s->address.is_v6());
+  EXPECT_EQ(s->protocol, model::Protocol::kUdp);
+  EXPECT_EQ(s->port, 53);
+  EXPECT_EQ(s->flags, 0u);  // HASHED masked out
+  EXPECT_EQ(s->netmask, 128u);
+  EXPECT_EQ(to_string(*s), "UDP [fd00:10:96::a]:53");
+
+  const Bytes dest = nest(2, {attr(1, v6_pod_address()), attr(2, be16(5353)), attr(3, u32(0)), attr(4, u32(1)),
+                              attr(5, u32(0)), attr(6, u32(0)), attr(7, u32(1)), attr(8, u32(0)), attr(9, u32(0)),
+                              attr(11, u16(10))});
+  const auto d = decode_destination(dest);
+  ASSERT_TRUE(d.ok()) << d.error();
+  EXPECT_EQ(d->address.to_string(), "fd00:10:244:1::5");
+  EXPECT_EQ(d->port, 5353);
+  EXPECT_EQ(d->weight, 1u);
+  EXPECT_EQ(d->active_connections, 1u);
+  EXPECT_EQ(to_string(*d), "[fd00:10:244:1::5]:5353");
+  // Kernels before 3.18 send no destination family: 16 bytes that are not IPv4's are IPv6.
+  const auto old = decode_destination(nest(2, {attr(1, v6_pod_address()), attr(2, be16(5353))}));
+  ASSERT_TRUE(old.ok()) << old.error();
+  EXPECT_EQ(old->address.to_string(), "fd00:10:244:1::5");
+  // An AF_INET6 service whose address is short is refused, naming the attribute.
+  const auto short_v6 = decode_service(nest(1, {attr(1, u16(10)), attr(2, u16(6)), attr(3, {10, 96, 0, 1}),
+                                                attr(4, be16(80))}));
+  ASSERT_FALSE(short_v6.ok());
+  EXPECT_NE(short_v6.error().find("service address: 4 bytes for family 10"), std::string::npos) << short_v6.error();
+}
+
 TEST(IpvsGenl, ChangesReadAsIpvsadmWouldSayThem) {
   IpvsService s = service("10.96.0.1", model::Protocol::kTcp, 80);
   IpvsDestination d;

@@ -28,6 +28,7 @@ LayoutOptions options() {
 Layout layout_of(const std::vector<ServiceBuilder>& services, LayoutOptions o = options()) {
   const auto snap = snapshot(services);
   IpvsOptions d;
+  d.family = o.family;
   d.node = o.node;
   d.node_port_addresses = o.node_port_addresses;
   d.skip_sctp = o.skip_sctp;
@@ -164,6 +165,84 @@ TEST(IpvsLayout, WithoutALocalDetectorTheNodesOwnVipSourcedTrafficIsMasqueraded)
   o.masquerade_all = true;
   EXPECT_NE(layout_of({web}, o).restore_payload().find("-m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ"),
             std::string::npos);
+}
+
+LayoutOptions options6() {
+  LayoutOptions o;
+  o.family = IpFamily::kIPv6;
+  o.node = {"node1", ""};
+  o.node_ip = ip("fd00:77::11");
+  o.node_port_addresses = {ip("fd00:77::11")};
+  o.local_detector = {iptables::LocalDetector::Mode::kCidr, cidr("fd00:10:244::/48"), ""};
+  return o;
+}
+
+TEST(IpvsLayout, Ipv6SetsAreKube6OfFamilyInet6WithIpv6Entries) {
+  auto web = ServiceBuilder("ns", "web", "http", kTcp, "fd00:10:96::10", 80)
+                 .node_port(30080)
+                 .external_ip("2001:db8:113::10")
+                 .external_ip("203.0.113.10")  // IPv4: the IPv4 layout's, never in an inet6 set
+                 .lb_ip("2001:db8:113::11")
+                 .source_range("2001:db8:1::/64")
+                 .source_range("198.51.100.0/24")
+                 .endpoint({"fd00:10:244:1::5", 8080, "node1"})
+                 .endpoint({"10.244.1.5", 8080, "node1"});
+  auto amf = ServiceBuilder("core", "amf", "ngap", kSctp, "fd00:10:96::60", 38412).node_port(30412);
+  const Layout l = layout_of({web, amf}, options6());
+  ASSERT_EQ(l.sets.size(), 17u);
+  for (const auto& spec : l.sets) {
+    EXPECT_EQ(spec.name.rfind("KUBE-6-", 0), 0u) << spec.name;
+    EXPECT_LE(spec.name.size(), 31u) << spec.name;
+    EXPECT_EQ(spec.family, kernel::IpFamily::kIPv6) << spec.name;
+    for (const auto& e : spec.entries) EXPECT_EQ(e.find("203.0.113"), std::string::npos) << spec.name << " " << e;
+  }
+  EXPECT_EQ(entries(l, "KUBE-6-LOOP-BACK"),
+            (std::vector<std::string>{"fd00:10:244:1::5,tcp:8080,fd00:10:244:1::5"}));
+  EXPECT_EQ(entries(l, "KUBE-6-CLUSTER-IP"),
+            (std::vector<std::string>{"fd00:10:96::10,tcp:80", "fd00:10:96::60,sctp:38412"}));
+  EXPECT_EQ(entries(l, "KUBE-6-EXTERNAL-IP"), (std::vector<std::string>{"2001:db8:113::10,tcp:80"}));
+  EXPECT_EQ(entries(l, "KUBE-6-LOAD-BALANCER"), (std::vector<std::string>{"2001:db8:113::11,tcp:80"}));
+  // KUBE-6-LOAD-BALANCER-SOURCE-CIDR is 32 characters: cut to 31, as kube-proxy cuts it.
+  EXPECT_EQ(entries(l, "KUBE-6-LOAD-BALANCER-SOURCE-CID"),
+            (std::vector<std::string>{"2001:db8:113::11,tcp:80,2001:db8:1::/64"}));
+  EXPECT_EQ(entries(l, "KUBE-6-NODE-PORT-TCP"), (std::vector<std::string>{"30080"}));
+  EXPECT_EQ(entries(l, "KUBE-6-NODE-PORT-SCTP-HASH"), (std::vector<std::string>{"fd00:77::11,sctp:30412"}));
+  EXPECT_EQ(entries(l, "KUBE-6-IPVS-IPS"),
+            (std::vector<std::string>{"2001:db8:113::10", "2001:db8:113::11", "fd00:10:96::10", "fd00:10:96::60"}));
+  // bitmap:port sets have a range and no family of their own (one set type for both families).
+  ASSERT_NE(l.set("KUBE-6-NODE-PORT-TCP"), nullptr);
+  EXPECT_TRUE(l.set("KUBE-6-NODE-PORT-TCP")->port_range.has_value());
+}
+
+TEST(IpvsLayout, Ipv6RulesAreTheSameLayoutOverKube6SetsWithLoopbackAsColonColonOne) {
+  auto web = ServiceBuilder("ns", "web", "http", kTcp, "fd00:10:96::10", 80)
+                 .node_port(30080)
+                 .endpoint({"fd00:10:244:1::5", 8080, "node1"});
+  const std::string payload = layout_of({web}, options6()).restore_payload();
+  // ip6tables: ::1 instead of 127.0.0.0/8 (no route_localnet, no localhost Service traffic to
+  // skip), the cluster CIDR of the family, KUBE-6- sets, and the same REJECT (ip6tables'
+  // default answer is icmp6-port-unreachable).
+  for (const char* line : {
+           "-A KUBE-SERVICES -s ::1/128 -j RETURN\n",
+           "-A KUBE-SERVICES -m comment --comment \"Kubernetes service cluster ip + port for masquerade purpose\" "
+           "-m set --match-set KUBE-6-CLUSTER-IP dst,dst ! -s fd00:10:244::/48 -j KUBE-MARK-MASQ\n",
+           "-A KUBE-SERVICES -m set --match-set KUBE-6-CLUSTER-IP dst,dst -j ACCEPT\n",
+           "-m set --match-set KUBE-6-LOOP-BACK dst,dst,src -j MASQUERADE\n",
+           "-A KUBE-NODE-PORT -p tcp -m comment --comment \"Kubernetes nodeport TCP port for masquerade purpose\" "
+           "-m set --match-set KUBE-6-NODE-PORT-TCP dst -j KUBE-MARK-MASQ\n",
+           "-A KUBE-IPVS-FILTER -m set --match-set KUBE-6-HEALTH-CHECK-NODE-PORT dst -j RETURN\n",
+           "-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set KUBE-6-IPVS-IPS dst -j REJECT\n",
+       }) {
+    EXPECT_NE(payload.find(line), std::string::npos) << "missing: " << line << "\n" << payload;
+  }
+  EXPECT_EQ(payload.find("127.0.0.0/8"), std::string::npos) << payload;
+  EXPECT_EQ(payload.find("--match-set KUBE-C"), std::string::npos) << "an IPv4 set name in the IPv6 rules\n" << payload;
+  // The same chains and jumps as IPv4's: --cleanup removes them with the same names.
+  const Layout v4 = layout_of({}, options());
+  const Layout v6 = layout_of({}, options6());
+  ASSERT_EQ(v4.nat.size(), v6.nat.size());
+  for (std::size_t i = 0; i < v4.nat.size(); ++i) EXPECT_EQ(v4.nat[i].name, v6.nat[i].name);
+  ASSERT_EQ(v4.jumps.size(), v6.jumps.size());
 }
 
 }  // namespace

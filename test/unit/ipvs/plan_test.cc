@@ -87,11 +87,51 @@ TEST(IpvsDesired, AffinitySchedulerAndSctpUserspaceMode) {
 
 TEST(IpvsDesired, NoEndpointsLeaveAnEmptyServiceAndIpv6UsesAPrefixLength) {
   auto empty = ServiceBuilder("ns", "empty", "", kTcp, "fd00::10", 80);
-  const DesiredState d = build_desired(snapshot({empty}), IpvsOptions{});
+  IpvsOptions o;
+  o.family = IpFamily::kIPv6;
+  const DesiredState d = build_desired(snapshot({empty}), o);
   ASSERT_EQ(d.servers.size(), 1u);
   EXPECT_TRUE(d.servers[0].destinations.empty());
   EXPECT_EQ(d.servers[0].service.netmask, 128u);
   EXPECT_EQ(to_string(d.servers[0].service), "TCP [fd00::10]:80");
+}
+
+TEST(IpvsDesired, AnIpv6ProxierProgramsIpv6FrontendsAndEndpointsOnly) {
+  // What the IPv6 side of a dual-stack node gets: the Service's IPv6 cluster IP, external and
+  // load-balancer IPs, NodePorts on the node's IPv6 addresses, the IPv6 endpoints. An IPv4
+  // address that slipped into its snapshot is neither a virtual service, nor a destination,
+  // nor bound to kube-ipvs0.
+  auto web = ServiceBuilder("ns", "web", "http", kTcp, "fd00:10:96::10", 80)
+                 .node_port(30080)
+                 .affinity(10800)
+                 .external_ip("2001:db8:113::10")
+                 .external_ip("203.0.113.10")
+                 .lb_ip("2001:db8:113::11")
+                 .endpoint({"fd00:10:244:1::5", 8080, "node1"})
+                 .endpoint({"fd00:10:244:2::5", 8080, "node2"})
+                 .endpoint({"10.244.1.5", 8080, "node1"});
+  IpvsOptions o;
+  o.family = IpFamily::kIPv6;
+  o.node = {"node1", ""};
+  o.node_port_addresses = {ip("fd00:77::11")};
+  const DesiredState d = build_desired(snapshot({web}), o);
+  const std::string dests = " -> [fd00:10:244:1::5]:8080 -> [fd00:10:244:2::5]:8080";
+  EXPECT_EQ(texts(d), (std::vector<std::string>{
+                          "TCP [2001:db8:113::10]:80 rr persistent 10800" + dests,
+                          "TCP [2001:db8:113::11]:80 rr persistent 10800" + dests,
+                          "TCP [fd00:10:96::10]:80 rr persistent 10800" + dests,
+                          "TCP [fd00:77::11]:30080 rr persistent 10800" + dests,
+                      }));
+  for (const auto& vs : d.servers) EXPECT_EQ(vs.service.netmask, 128u) << to_string(vs.service);
+  EXPECT_EQ(d.bound_addresses,
+            (std::vector<IpAddress>{ip("2001:db8:113::10"), ip("2001:db8:113::11"), ip("fd00:10:96::10")}));
+  // And the IPv4 proxier, given the same snapshot, programs only the IPv4 external IP.
+  IpvsOptions v4 = options();
+  v4.node_port_addresses = {ip("192.168.0.2")};
+  const DesiredState d4 = build_desired(snapshot({web}), v4);
+  EXPECT_EQ(texts(d4), (std::vector<std::string>{"TCP 192.168.0.2:30080 rr persistent 10800 -> 10.244.1.5:8080",
+                                                 "TCP 203.0.113.10:80 rr persistent 10800 -> 10.244.1.5:8080"}));
+  EXPECT_EQ(d4.bound_addresses, (std::vector<IpAddress>{ip("203.0.113.10")}));
 }
 
 // The kernel's view of a desired state, as if it had been applied.
@@ -190,6 +230,32 @@ TEST(IpvsPlan, ChangedSettingsUpdateTheServiceAndStaleServicesGoUnlessExcludedOr
   EXPECT_EQ(texts(plan(d, kernel, o)), (std::vector<std::string>{
                                            "update service TCP 10.96.0.10:80 (rr)",
                                            "delete service TCP 10.96.0.99:80",
+                                       }));
+}
+
+TEST(IpvsPlan, AnIpv6PlanLeavesEveryIpv4ServiceAloneAndDeletesStaleIpv6Ones) {
+  auto web = ServiceBuilder("ns", "web", "", kUdp, "fd00:10:96::10", 53).endpoint({"fd00:10:244:1::5", 53, "node1"});
+  IpvsOptions d_options;
+  d_options.family = IpFamily::kIPv6;
+  const DesiredState d = build_desired(snapshot({web}), d_options);
+  auto stale = [](const std::string& a) {
+    IpvsService s;
+    s.address = ip(a);
+    s.protocol = kUdp;
+    s.port = 53;
+    return KernelServer{s, {}};
+  };
+  std::vector<KernelServer> kernel;
+  kernel.push_back(stale("10.96.0.10"));       // the IPv4 proxier's: untouched
+  kernel.push_back(stale("fd00:10:96::99"));   // a Service that is gone: deleted
+  kernel.push_back(stale("2001:db8:ffff::1"));  // --ipvs-exclude-cidrs: someone else's
+  PlanOptions o;
+  o.family = IpFamily::kIPv6;
+  o.exclude_cidrs = {*Cidr::parse("172.16.0.0/12"), *Cidr::parse("2001:db8:ffff::/48")};
+  EXPECT_EQ(texts(plan(d, kernel, o)), (std::vector<std::string>{
+                                           "add service UDP [fd00:10:96::10]:53 (rr)",
+                                           "add [fd00:10:244:1::5]:53 to UDP [fd00:10:96::10]:53 (weight 1)",
+                                           "delete service UDP [fd00:10:96::99]:53",
                                        }));
 }
 

@@ -187,5 +187,57 @@ TEST(IpvsProxier, CleanupFlushesEveryServiceAndRemovesTheDummy) {
   EXPECT_FALSE(f.links.devices.contains("kube-ipvs0"));
 }
 
+// A dual-stack node: two proxiers, one per family, share one IPVS handle and one kube-ipvs0
+// (kube-proxy's meta-proxier). Each one's syncs, full ones included (they re-read the kernel),
+// add and remove only the virtual services and kube-ipvs0 addresses of its own family.
+TEST(IpvsProxier, TwoFamiliesShareOneIpvsAndOneKubeIpvs0WithoutUndoingEachOther) {
+  Fixture f;
+  f.links.devices["eth0"].insert(ip("fd00:77::11"));
+  IpvsProxierOptions o6;
+  o6.family = IpFamily::kIPv6;
+  IpvsProxier v4(f.ipvs, f.links, {});
+  IpvsProxier v6(f.ipvs, f.links, o6);
+  auto web6 = [] {
+    return ServiceBuilder("ns", "web", "http", kTcp, "fd00:10:96::10", 80)
+        .node_port(30080)
+        .endpoint({"fd00:10:244:1::5", 8080, "node1"});
+  };
+  const std::set<std::string> ipv4_services{"TCP 10.96.0.10:80 10.244.1.5:8080/1 10.244.2.5:8080/1",
+                                            "TCP 192.168.0.2:30080 10.244.1.5:8080/1 10.244.2.5:8080/1"};
+  const std::set<std::string> ipv6_services{"TCP [fd00:10:96::10]:80 [fd00:10:244:1::5]:8080/1",
+                                            "TCP [fd00:77::11]:30080 [fd00:10:244:1::5]:8080/1"};
+  auto both = ipv4_services;
+  both.insert(ipv6_services.begin(), ipv6_services.end());
+
+  ASSERT_TRUE(f.sync(v4, snapshot({web()}), proxier::SyncKind::kFull).ok());
+  ASSERT_TRUE(f.sync(v6, snapshot({web6()}), proxier::SyncKind::kFull).ok());
+  EXPECT_EQ(f.services(), both);
+  EXPECT_EQ(f.links.devices.at("kube-ipvs0"), (std::set<IpAddress>{ip("10.96.0.10"), ip("fd00:10:96::10")}));
+  // Full syncs of each, in either order: nothing of the other family is touched.
+  const int messages = f.ipvs.messages;
+  ASSERT_TRUE(f.sync(v4, snapshot({web()}), proxier::SyncKind::kFull).ok());
+  ASSERT_TRUE(f.sync(v6, snapshot({web6()}), proxier::SyncKind::kFull).ok());
+  EXPECT_EQ(f.ipvs.messages, messages) << "a full sync rewrote the other family's services";
+  EXPECT_EQ(f.services(), both);
+
+  // The IPv4 side loses its Services: only IPv4 services and addresses go.
+  ASSERT_TRUE(f.sync(v4, proxier::Snapshot{}, proxier::SyncKind::kFull).ok());
+  EXPECT_EQ(f.services(), ipv6_services);
+  EXPECT_EQ(f.links.devices.at("kube-ipvs0"), (std::set<IpAddress>{ip("fd00:10:96::10")}));
+  // And the other way round.
+  ASSERT_TRUE(f.sync(v4, snapshot({web()}), proxier::SyncKind::kFull).ok());
+  ASSERT_TRUE(f.sync(v6, proxier::Snapshot{}, proxier::SyncKind::kFull).ok());
+  EXPECT_EQ(f.services(), ipv4_services);
+  EXPECT_EQ(f.links.devices.at("kube-ipvs0"), (std::set<IpAddress>{ip("10.96.0.10")}));
+
+  // A restarted IPv6 proxier finds its services right and sends nothing.
+  ASSERT_TRUE(f.sync(v6, snapshot({web6()})).ok());
+  const int before_restart = f.ipvs.messages;
+  IpvsProxier v6_again(f.ipvs, f.links, o6);
+  ASSERT_TRUE(f.sync(v6_again, snapshot({web6()}), proxier::SyncKind::kFull).ok());
+  EXPECT_EQ(f.ipvs.messages, before_restart);
+  EXPECT_EQ(f.services(), both);
+}
+
 }  // namespace
 }  // namespace kproxy::ipvs
