@@ -33,6 +33,14 @@ const std::vector<std::string> kNodeSysctls = {
     "net.ipv4.conf.default.rp_filter=0",
     "net.ipv4.conf.all.send_redirects=0",
     "net.ipv4.conf.default.send_redirects=0",
+    "net.ipv6.conf.all.forwarding=1",
+};
+
+// Every namespace: no duplicate address detection (addresses usable at once, set before any
+// interface exists so that "default" covers them).
+const std::vector<std::string> kNoDad = {
+    "net.ipv6.conf.all.accept_dad=0",
+    "net.ipv6.conf.default.accept_dad=0",
 };
 
 }  // namespace
@@ -50,6 +58,11 @@ TestCluster::TestCluster(const std::string& tag) : tag_(tag) {
       return;
     }
   }
+  for (const auto* ns : {switch_.get(), node1_.get(), node2_.get(), client_.get()}) {
+    for (const auto& s : kNoDad) {
+      if (!step(ns->name(), {"sysctl", "-q", "-w", s})) return;
+    }
+  }
   if (!step(switch_ns(), {"ip", "link", "add", "br0", "type", "bridge"}) ||
       !step(switch_ns(), {"ip", "link", "set", "br0", "up"})) {
     return;
@@ -59,12 +72,13 @@ TestCluster::TestCluster(const std::string& tag) : tag_(tag) {
       if (!step(node_ns(node), {"sysctl", "-q", "-w", s})) return;
     }
   }
-  if (!step(client_ns(), {"sysctl", "-q", "-w", "net.ipv4.conf.all.accept_redirects=0"}) ||
-      !step(client_ns(), {"sysctl", "-q", "-w", "net.ipv4.conf.default.accept_redirects=0"})) {
-    return;
+  for (const char* s : {"net.ipv4.conf.all.accept_redirects=0", "net.ipv4.conf.default.accept_redirects=0",
+                        "net.ipv6.conf.all.accept_redirects=0", "net.ipv6.conf.default.accept_redirects=0"}) {
+    if (!step(client_ns(), {"sysctl", "-q", "-w", s})) return;
   }
-  if (!attach_to_switch(*node1_, "n1", node_ip(1) + "/24") || !attach_to_switch(*node2_, "n2", node_ip(2) + "/24") ||
-      !attach_to_switch(*client_, "cl", client_ip() + "/24")) {
+  if (!attach_to_switch(*node1_, "n1", node_ip(1) + "/24", node_ip6(1) + "/64") ||
+      !attach_to_switch(*node2_, "n2", node_ip(2) + "/24", node_ip6(2) + "/64") ||
+      !attach_to_switch(*client_, "cl", client_ip() + "/24", client_ip6() + "/64")) {
     return;
   }
   if (!step(node_ns(1), {"ip", "route", "add", pod_cidr(2), "via", node_ip(2)}) ||
@@ -72,6 +86,13 @@ TestCluster::TestCluster(const std::string& tag) : tag_(tag) {
       !step(node_ns(1), {"ip", "route", "add", "default", "via", client_ip()}) ||
       !step(node_ns(2), {"ip", "route", "add", "default", "via", client_ip()}) ||
       !step(client_ns(), {"ip", "route", "add", kExternalCidr, "via", node_ip(1)})) {
+    return;
+  }
+  if (!step(node_ns(1), {"ip", "-6", "route", "add", pod_cidr6(2), "via", node_ip6(2)}) ||
+      !step(node_ns(2), {"ip", "-6", "route", "add", pod_cidr6(1), "via", node_ip6(1)}) ||
+      !step(node_ns(1), {"ip", "-6", "route", "add", "default", "via", client_ip6()}) ||
+      !step(node_ns(2), {"ip", "-6", "route", "add", "default", "via", client_ip6()}) ||
+      !step(client_ns(), {"ip", "-6", "route", "add", kExternalCidr6, "via", node_ip6(1)})) {
     return;
   }
 }
@@ -97,10 +118,12 @@ bool TestCluster::step(const std::string& ns, const std::vector<std::string>& ar
   return false;
 }
 
-bool TestCluster::attach_to_switch(Netns& member, const std::string& port, const std::string& cidr) {
+bool TestCluster::attach_to_switch(Netns& member, const std::string& port, const std::string& cidr,
+                                   const std::string& cidr6) {
   return step(switch_ns(), {"ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", member.name()}) &&
          step(switch_ns(), {"ip", "link", "set", port, "master", "br0", "up"}) &&
          step(member.name(), {"ip", "addr", "add", cidr, "dev", "eth0"}) &&
+         step(member.name(), {"ip", "-6", "addr", "add", cidr6, "dev", "eth0", "nodad"}) &&
          step(member.name(), {"ip", "link", "set", "eth0", "up"});
 }
 
@@ -111,6 +134,10 @@ std::string TestCluster::pod_gateway(int node) const { return "10.244." + std::t
 std::string TestCluster::client_ns() const { return client_->name(); }
 std::string TestCluster::client_ip() const { return "192.168.77.100"; }
 std::string TestCluster::switch_ns() const { return switch_->name(); }
+std::string TestCluster::node_ip6(int node) const { return "fd00:77::1" + std::to_string(node); }
+std::string TestCluster::pod_cidr6(int node) const { return "fd00:10:244:" + std::to_string(node) + "::/64"; }
+std::string TestCluster::pod_gateway6(int node) const { return "fd00:10:244:" + std::to_string(node) + "::1"; }
+std::string TestCluster::client_ip6() const { return "fd00:77::100"; }
 
 Pod& TestCluster::add_pod(int node, const std::string& name) {
   bool duplicate = false;
@@ -118,7 +145,9 @@ Pod& TestCluster::add_pod(int node, const std::string& name) {
   auto pod = std::make_unique<Pod>();
   pod->name = name;
   pod->node = node == 2 ? 2 : 1;
-  pod->ip = "10.244." + std::to_string(pod->node) + "." + std::to_string(next_host_[pod->node]++);
+  const int host = next_host_[pod->node]++;
+  pod->ip = "10.244." + std::to_string(pod->node) + "." + std::to_string(host);
+  pod->ip6 = "fd00:10:244:" + std::to_string(pod->node) + "::" + std::to_string(host);
   pod->host_veth = "vp" + std::to_string(pods_.size());
   Pod& p = *pods_.emplace_back(std::move(pod));
   if (!ok_) return p;
@@ -136,16 +165,22 @@ Pod& TestCluster::add_pod(int node, const std::string& name) {
     error_ = "could not create namespace " + p.ns;
     return p;
   }
-  const std::string nns = node_ns(p.node), gw = pod_gateway(p.node);
+  const std::string nns = node_ns(p.node), gw = pod_gateway(p.node), gw6 = pod_gateway6(p.node);
   // On failure ok() and error() tell; the pod is returned either way.
-  static_cast<void>(step(nns, {"ip", "link", "add", p.host_veth, "type", "veth", "peer", "name", "eth0", "netns", p.ns}) &&
+  static_cast<void>(step(p.ns, {"sysctl", "-q", "-w", kNoDad[0]}) && step(p.ns, {"sysctl", "-q", "-w", kNoDad[1]}) &&
+      step(nns, {"ip", "link", "add", p.host_veth, "type", "veth", "peer", "name", "eth0", "netns", p.ns}) &&
       step(p.ns, {"ip", "addr", "add", p.ip + "/32", "dev", "eth0"}) &&
       step(p.ns, {"ip", "link", "set", "eth0", "up"}) &&
       step(p.ns, {"ip", "route", "add", gw, "dev", "eth0", "scope", "link"}) &&
       step(p.ns, {"ip", "route", "add", "default", "via", gw, "dev", "eth0"}) &&
       step(nns, {"ip", "addr", "add", gw + "/32", "dev", p.host_veth}) &&
       step(nns, {"ip", "link", "set", p.host_veth, "up"}) &&
-      step(nns, {"ip", "route", "add", p.ip + "/32", "dev", p.host_veth}));
+      step(nns, {"ip", "route", "add", p.ip + "/32", "dev", p.host_veth}) &&
+      step(p.ns, {"ip", "-6", "addr", "add", p.ip6 + "/128", "dev", "eth0", "nodad"}) &&
+      step(p.ns, {"ip", "-6", "route", "add", gw6, "dev", "eth0"}) &&
+      step(p.ns, {"ip", "-6", "route", "add", "default", "via", gw6, "dev", "eth0"}) &&
+      step(nns, {"ip", "-6", "addr", "add", gw6 + "/128", "dev", p.host_veth, "nodad"}) &&
+      step(nns, {"ip", "-6", "route", "add", p.ip6 + "/128", "dev", p.host_veth}));
   return p;
 }
 
@@ -166,8 +201,13 @@ RunResult TestCluster::exec_ok(const std::string& ns, const std::vector<std::str
 }
 
 bool TestCluster::isolate_sctp_stacks(const std::string& ns) {
-  return step(ns, {"iptables", "-w", "-A", "OUTPUT", "-p", "sctp", "-m", "sctp", "--chunk-types", "any",
-                   "ABORT:T,SHUTDOWN_COMPLETE:T", "-j", "DROP"});
+  for (const char* tool : {"iptables", "ip6tables"}) {
+    if (!step(ns, {tool, "-w", "-A", "OUTPUT", "-p", "sctp", "-m", "sctp", "--chunk-types", "any",
+                   "ABORT:T,SHUTDOWN_COMPLETE:T", "-j", "DROP"})) {
+      return false;
+    }
+  }
+  return true;
 }
 
 BackgroundProcess& TestCluster::start(const std::string& ns, const std::vector<std::string>& argv) {

@@ -1,11 +1,17 @@
 // A throwaway two-node cluster in network namespaces, for integration tests with real
-// packets (IPv4):
+// packets. Every link is dual-stack (IPv4 and IPv6); a test uses the family it needs:
 //
-//   switch   a Linux bridge br0 for the node network 192.168.77.0/24
-//   node 1   192.168.77.11, pods in 10.244.1.0/24 (kproxy runs here in the integration tests)
-//   node 2   192.168.77.12, pods in 10.244.2.0/24
-//   client   192.168.77.100, outside the cluster: a route for 203.0.113.0/24 (externalIPs,
-//            load-balancer IPs) via node 1, none for the pod network
+//   switch   a Linux bridge br0 for the node network 192.168.77.0/24 and fd00:77::/64
+//   node 1   192.168.77.11 and fd00:77::11, pods in 10.244.1.0/24 and fd00:10:244:1::/64
+//            (kproxy runs here in the integration tests)
+//   node 2   192.168.77.12 and fd00:77::12, pods in 10.244.2.0/24 and fd00:10:244:2::/64
+//   client   192.168.77.100 and fd00:77::100, outside the cluster: routes for 203.0.113.0/24
+//            and 2001:db8:113::/64 (externalIPs, load-balancer IPs) via node 1, none for the
+//            pod networks
+//
+// IPv6 mirrors IPv4 address for address (a pod's IPv6 address ends in the same host number as
+// its IPv4 one). Duplicate address detection is off in every namespace, so addresses are usable
+// at once; nodes forward IPv6, and the client accepts no redirects.
 //
 // Pods are wired ptp style, with no pod bridge (so nothing depends on br_netfilter): each pod
 // is a namespace whose eth0 (10.244.N.x/32, default route via 10.244.N.1 on-link) is a veth
@@ -42,6 +48,7 @@ struct Pod {
   int node = 0;           // 1 or 2
   std::string ns;         // its namespace
   std::string ip;         // 10.244.<node>.<n>
+  std::string ip6;        // fd00:10:244:<node>::<n>
   std::string host_veth;  // the veth's end in the node's namespace
 };
 
@@ -59,6 +66,8 @@ class TestCluster {
  public:
   static constexpr const char* kClusterCidr = "10.244.0.0/16";
   static constexpr const char* kExternalCidr = "203.0.113.0/24";
+  static constexpr const char* kClusterCidr6 = "fd00:10:244::/48";
+  static constexpr const char* kExternalCidr6 = "2001:db8:113::/64";
 
   explicit TestCluster(const std::string& tag);
   ~TestCluster();
@@ -74,6 +83,10 @@ class TestCluster {
   std::string pod_gateway(int node) const;  // 10.244.<node>.1
   std::string client_ns() const;
   std::string client_ip() const;  // 192.168.77.100
+  std::string node_ip6(int node) const;      // fd00:77::1<node>
+  std::string pod_cidr6(int node) const;     // fd00:10:244:<node>::/64
+  std::string pod_gateway6(int node) const;  // fd00:10:244:<node>::1
+  std::string client_ip6() const;            // fd00:77::100
   std::string switch_ns() const;
 
   // Creates a pod namespace on node 1 or 2. On failure ok() turns false and error() says why;
@@ -110,7 +123,7 @@ class TestCluster {
 
  private:
   bool step(const std::string& ns, const std::vector<std::string>& argv);
-  bool attach_to_switch(Netns& member, const std::string& port, const std::string& cidr);
+  bool attach_to_switch(Netns& member, const std::string& port, const std::string& cidr, const std::string& cidr6);
 
   std::string tag_;
   bool ok_ = true;
