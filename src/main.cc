@@ -123,26 +123,31 @@ class ChangeCounter : public kproxy::InformerHandler<T> {
   void on_synced() override {}
 
   std::size_t pending = 0;  // events since the last successful sync
-  std::vector<kproxy::model::Timestamp> trigger_times;
+  // EndpointSlices' trigger times, with the family of the slice (its family's sync observes them).
+  std::vector<std::pair<kproxy::IpFamily, kproxy::model::Timestamp>> trigger_times;
 
  private:
   void record(const Ptr& o) {
     on_change_(++pending);
     if constexpr (std::is_same_v<T, kproxy::model::EndpointSlice>) {
+      if (o->address_type == kproxy::model::AddressType::kFQDN) return;
       auto it = o->meta.annotations.find("endpoints.kubernetes.io/last-change-trigger-time");
       if (it == o->meta.annotations.end()) return;
-      if (auto t = kproxy::model::parse_rfc3339(it->second); t.ok()) trigger_times.push_back(*t);
+      const auto family =
+          o->address_type == kproxy::model::AddressType::kIPv6 ? kproxy::IpFamily::kIPv6 : kproxy::IpFamily::kIPv4;
+      if (auto t = kproxy::model::parse_rfc3339(it->second); t.ok()) trigger_times.emplace_back(family, *t);
     }
   }
   std::function<void(std::size_t)> on_change_;
 };
 
 // The iptables backend's options from the configuration (kube-proxy's NewProxier arguments).
-kproxy::iptables::IptablesProxierOptions iptables_options(const kproxy::config::KubeProxyConfiguration& config) {
+kproxy::iptables::IptablesProxierOptions iptables_options(const kproxy::config::KubeProxyConfiguration& config,
+                                                         kproxy::IpFamily family) {
   namespace ipt = kproxy::iptables;
   using kproxy::config::LocalMode;
   ipt::IptablesProxierOptions o;
-  o.render.family = kproxy::IpFamily::kIPv4;
+  o.render.family = family;
   // kube-proxy's chains with a dispatch tree under KUBE-SERVICES (docs/iptables.md).
   o.render.layout = ipt::RenderOptions::Layout::kKproxy;
   // Lean endpoint rules: no KUBE-SEP- chains, the hairpin masquerade by the KUBE-LOOP-BACK
@@ -165,8 +170,9 @@ kproxy::iptables::IptablesProxierOptions iptables_options(const kproxy::config::
         }
       }
       if (!o.render.local_detector.implemented()) {
-        spdlog::warn("detect-local-mode ClusterCIDR without an IPv4 --cluster-cidr: traffic from outside the "
-                     "cluster to cluster IPs is not masqueraded");
+        spdlog::warn("detect-local-mode ClusterCIDR without an {} --cluster-cidr: {} traffic from outside the "
+                     "cluster to cluster IPs is not masqueraded",
+                     kproxy::to_string(family), kproxy::to_string(family));
       }
       break;
     case LocalMode::kNodeCidr: o.local_detector_from_node_cidr = true; break;
@@ -179,11 +185,15 @@ kproxy::iptables::IptablesProxierOptions iptables_options(const kproxy::config::
   }
   const auto& npa = config.node_port_addresses;
   if (!npa.all()) {
-    o.node_port_cidrs = npa.cidrs;
+    for (const auto& c : npa.cidrs) {
+      if (c.family() == family) o.node_port_cidrs.push_back(c);
+    }
     // "primary" selects the node IPs themselves; they are local addresses, so a host CIDR
     // per local address of the Node's InternalIP does the same. kproxy reads the node IP
     // from the Node object per sync; until then every local address of the family counts.
-    if (npa.primary && o.node_port_cidrs.empty()) {
+    // A list with no CIDR of this family means the same for it, as kube-proxy's
+    // NewNodePortAddresses (one family's CIDRs never silence the other family's NodePorts).
+    if (o.node_port_cidrs.empty()) {
       for (const auto& ip : kproxy::kernel::local_addresses()) {
         if (ip.family() == o.render.family && !ip.is_loopback()) {
           o.node_port_cidrs.push_back(*kproxy::Cidr::make(ip, ip.is_v4() ? 32 : 128));
@@ -195,8 +205,6 @@ kproxy::iptables::IptablesProxierOptions iptables_options(const kproxy::config::
   return o;
 }
 
-// What the health-check node port servers need from a snapshot: each Service's port, and its
-// local Ready endpoints (distinct IPs, as kube-proxy's LocalReadyEndpoints).
 // --sctp-userspace-mode, after each successful sync: the proxy's table from the snapshot, its
 // Service addresses made local, then the table handed over (the proxy never blocks this).
 void update_sctp_proxy(kproxy::sctp_userspace::SctpProxy& proxy, kproxy::sctp_userspace::ServiceAddresses& addresses,
@@ -242,18 +250,24 @@ kproxy::Status probe_ipvs_scheduler(kproxy::kernel::Ipvs& ipvs, const std::strin
   return {};
 }
 
-void sync_service_health(kproxy::health::ServiceHealthServer& server, const kproxy::proxier::Snapshot& snapshot) {
+// What the health-check node port servers need from the families' snapshots: each Service's
+// port, and its local Ready endpoints (distinct IPs, as kube-proxy's LocalReadyEndpoints). A
+// dual-stack Service has one health-check node port; its count is the larger family's.
+void sync_service_health(kproxy::health::ServiceHealthServer& server,
+                         const std::vector<const kproxy::proxier::Snapshot*>& snapshots) {
   std::map<kproxy::health::NamespacedName, std::uint16_t> ports;
   std::map<kproxy::health::NamespacedName, int> counts;
-  for (const auto& [name, port] : snapshot.service_ports) {
-    if (port->health_check_node_port == 0) continue;
-    const kproxy::health::NamespacedName key{name.ns, name.name};
-    ports[key] = port->health_check_node_port;
-    std::set<kproxy::IpAddress> ips;
-    for (const auto& ep : port->endpoints) {
-      if (ep.is_local && ep.ready) ips.insert(ep.ip);
+  for (const auto* snapshot : snapshots) {
+    for (const auto& [name, port] : snapshot->service_ports) {
+      if (port->health_check_node_port == 0) continue;
+      const kproxy::health::NamespacedName key{name.ns, name.name};
+      ports[key] = port->health_check_node_port;
+      std::set<kproxy::IpAddress> ips;
+      for (const auto& ep : port->endpoints) {
+        if (ep.is_local && ep.ready) ips.insert(ep.ip);
+      }
+      counts[key] = std::max(counts[key], static_cast<int>(ips.size()));
     }
-    counts[key] = std::max(counts[key], static_cast<int>(ips.size()));
   }
   for (const auto& failure : server.sync_services(ports)) {
     spdlog::error("failed to start the health check server for Service {} on port {}: {}",
@@ -261,6 +275,90 @@ void sync_service_health(kproxy::health::ServiceHealthServer& server, const kpro
   }
   server.sync_endpoints(std::move(counts));
 }
+
+// One IP family's proxier (kube-proxy's meta-proxier runs one per family): its iptables,
+// its backend (iptables, or IPVS with its iptables layout), its canary and its loop. The
+// families share the informers, the health state, the metrics, the health-check server and
+// the userspace SCTP proxy.
+struct FamilyProxier {
+  kproxy::IpFamily family = kproxy::IpFamily::kIPv4;
+  std::unique_ptr<kproxy::kernel::ExecIptablesRunner> runner;
+  kproxy::iptables::IptablesProxierOptions ipt_options;
+  std::unique_ptr<kproxy::iptables::IptablesProxier> iptables;
+  std::unique_ptr<kproxy::ipvs::IpvsMode> ipvs;
+  std::unique_ptr<kproxy::iptables::Canary> canary;
+  std::unique_ptr<kproxy::proxier::ProxierLoop> loop;
+  std::shared_ptr<const kproxy::proxier::Snapshot> synced;   // of the last successful sync
+  std::shared_ptr<const kproxy::proxier::Snapshot> cleaned;  // of the last conntrack cleanup
+};
+
+kproxy::IpFamily other(kproxy::IpFamily family) {
+  return family == kproxy::IpFamily::kIPv4 ? kproxy::IpFamily::kIPv6 : kproxy::IpFamily::kIPv4;
+}
+
+// kube-proxy's platformCheckSupported: a family is served when its iptables works (and, for
+// IPv6, the kernel has IPv6 at all). Why not, or nullopt when it is served.
+std::optional<std::string> family_unsupported(kproxy::IpFamily family, kproxy::kernel::IptablesRunner& runner) {
+  if (family == kproxy::IpFamily::kIPv6 && ::access("/proc/net/if_inet6", F_OK) != 0) {
+    return std::string("the kernel has no IPv6: /proc/net/if_inet6 is missing");
+  }
+  auto present = runner.chain_exists(kproxy::kernel::Table::kNat, "POSTROUTING");
+  if (!present.ok()) return present.error();
+  if (!*present) return std::string("its nat table has no POSTROUTING chain");
+  return std::nullopt;
+}
+
+// A family's canary: gone means another program flushed the tables, and forces a full sync.
+void check_canary(FamilyProxier& f) {
+  std::vector<std::string> flushed;
+  auto intact = f.canary->intact(&flushed);
+  if (!intact.ok()) {
+    spdlog::error("checking the {} canary chains: {}", kproxy::to_string(f.family), intact.error());
+    return;
+  }
+  if (*intact) return;
+  std::string tables;
+  for (const auto& t : flushed) tables += (tables.empty() ? "" : ", ") + t;
+  spdlog::warn("{} iptables canary gone from {}: the tables were flushed; forcing a full sync",
+               kproxy::to_string(f.family), tables);
+  f.loop->force_full();
+  if (auto s = f.canary->ensure(); !s.ok()) spdlog::error("re-creating the canary chains: {}", s.message());
+}
+
+// On a single-stack node, says once that objects of the other family are ignored (kube-proxy
+// logs it at startup; kproxy when the first such object arrives, naming it).
+template <typename T>
+class UnservedFamilyNotice : public kproxy::InformerHandler<T> {
+ public:
+  using Ptr = typename kproxy::InformerHandler<T>::Ptr;
+  explicit UnservedFamilyNotice(std::set<kproxy::IpFamily> served) : served_(std::move(served)) {}
+  void on_add(const Ptr& o) override { check(*o); }
+  void on_update(const Ptr&, const Ptr& o) override { check(*o); }
+  void on_delete(const Ptr&) override {}
+  void on_synced() override {}
+
+ private:
+  void check(const T& o) {
+    if (said_ || served_.size() == 2) return;
+    std::optional<kproxy::IpFamily> family;
+    if constexpr (std::is_same_v<T, kproxy::model::EndpointSlice>) {
+      if (o.address_type == kproxy::model::AddressType::kIPv4) family = kproxy::IpFamily::kIPv4;
+      if (o.address_type == kproxy::model::AddressType::kIPv6) family = kproxy::IpFamily::kIPv6;
+    } else {
+      for (const auto f : o.ip_families) {
+        if (!served_.contains(f)) family = f;
+      }
+    }
+    if (!family || served_.contains(*family)) return;
+    said_ = true;
+    spdlog::warn("{} {}/{} has {} addresses, which this single-stack node does not serve; they are ignored (said "
+                 "once)",
+                 std::is_same_v<T, kproxy::model::EndpointSlice> ? "EndpointSlice" : "Service", o.meta.ns,
+                 o.meta.name, kproxy::to_string(*family));
+  }
+  std::set<kproxy::IpFamily> served_;
+  bool said_ = false;
+};
 
 // kube-proxy's node name: --hostname-override, else the host name, lower-cased.
 std::string node_name(const kproxy::config::KubeProxyConfiguration& config) {
@@ -304,17 +402,29 @@ int main(int argc, char** argv) {
   if (cl.cleanup) {
     // kube-proxy's CleanupLeftovers: remove what kproxy or kube-proxy created, then exit;
     // non-zero when something could not be removed.
+    // Both families: IPv4's tables, and IPv6's where ip6tables works on this node.
     kproxy::kernel::ExecIptablesOptions cleanup_options;
     cleanup_options.flavour = kproxy::kernel::detect_iptables_flavour({});
-    kproxy::kernel::ExecIptablesRunner cleanup_runner(cleanup_options);
     kproxy::kernel::ExecIpsetRunner cleanup_ipsets(kproxy::kernel::ExecIpsetOptions{});
-    if (auto s = kproxy::ipvs::IpvsMode::release_rules(cleanup_runner); !s.ok()) {
-      spdlog::error("--cleanup: {}", s.message());
-      return 1;
-    }
-    if (auto s = kproxy::iptables::cleanup(cleanup_runner, &cleanup_ipsets); !s.ok()) {
-      spdlog::error("--cleanup ({}): {}", kproxy::kernel::flavour_name(cleanup_options.flavour), s.message());
-      return 1;
+    std::vector<std::unique_ptr<kproxy::kernel::ExecIptablesRunner>> cleanup_runners;
+    for (const auto family : {kproxy::kernel::IpFamily::kIPv4, kproxy::kernel::IpFamily::kIPv6}) {
+      cleanup_options.family = family;
+      auto runner = std::make_unique<kproxy::kernel::ExecIptablesRunner>(cleanup_options);
+      const auto ip_family = family == kproxy::kernel::IpFamily::kIPv4 ? kproxy::IpFamily::kIPv4 : kproxy::IpFamily::kIPv6;
+      if (auto why = family_unsupported(ip_family, *runner)) {
+        spdlog::info("--cleanup: no {} iptables to clean ({})", kproxy::to_string(ip_family), *why);
+        continue;
+      }
+      if (auto s = kproxy::ipvs::IpvsMode::release_rules(*runner); !s.ok()) {
+        spdlog::error("--cleanup ({}): {}", kproxy::to_string(ip_family), s.message());
+        return 1;
+      }
+      if (auto s = kproxy::iptables::cleanup(*runner, &cleanup_ipsets); !s.ok()) {
+        spdlog::error("--cleanup ({}, {}): {}", kproxy::to_string(ip_family),
+                      kproxy::kernel::flavour_name(cleanup_options.flavour), s.message());
+        return 1;
+      }
+      cleanup_runners.push_back(std::move(runner));
     }
     kproxy::sctp_userspace::LoopbackAddresses sctp_addresses;
     if (auto s = sctp_addresses.ensure({}); !s.ok()) {
@@ -327,14 +437,15 @@ int main(int argc, char** argv) {
     if (!ipvs && kproxy::log::v(2)) spdlog::info("--cleanup: no IPVS to flush ({})", ipvs.error());
     kproxy::kernel::NetlinkLinks links;
     kproxy::kernel::LibIpsetRunner lib_ipsets;
-    if (auto s = kproxy::ipvs::IpvsMode::cleanup(ipvs ? ipvs->get() : nullptr, links, lib_ipsets, cleanup_runner);
-        !s.ok()) {
-      spdlog::error("--cleanup: {}", s.message());
-      return 1;
+    for (const auto& runner : cleanup_runners) {
+      if (auto s = kproxy::ipvs::IpvsMode::cleanup(ipvs ? ipvs->get() : nullptr, links, lib_ipsets, *runner); !s.ok()) {
+        spdlog::error("--cleanup: {}", s.message());
+        return 1;
+      }
     }
-    spdlog::info("--cleanup: removed kproxy's iptables rules ({}), IPVS services, sets and kube-ipvs0, and "
-                 "userspace-SCTP addresses; exiting",
-                 kproxy::kernel::flavour_name(cleanup_options.flavour));
+    spdlog::info("--cleanup: removed kproxy's iptables rules ({}, {} families), IPVS services, sets and kube-ipvs0, "
+                 "and userspace-SCTP addresses; exiting",
+                 kproxy::kernel::flavour_name(cleanup_options.flavour), cleanup_runners.size());
     return 0;
   }
   if (cl.init_only) {
@@ -345,6 +456,7 @@ int main(int argc, char** argv) {
   namespace k8s = kproxy::k8s;
   namespace model = kproxy::model;
   namespace proxier = kproxy::proxier;
+  using kproxy::IpFamily;
   const std::string node = node_name(cl.config);
   const auto& config = cl.config;
 
@@ -397,27 +509,41 @@ int main(int argc, char** argv) {
     client = std::move(*resolved);
   }
 
-  // The kernel side: iptables of the flavour kubelet uses, route_localnet for localhost
-  // NodePorts (kube-proxy sets it at startup), the backend and the proxier loop.
+  // The kernel side, per IP family (kube-proxy's meta-proxier): iptables of the flavour
+  // kubelet uses, route_localnet for IPv4 localhost NodePorts, the backend and the proxier
+  // loop. A family is served when this node's kernel and iptables have it.
   const auto flavour = kproxy::kernel::detect_iptables_flavour({});
-  kproxy::kernel::ExecIptablesOptions runner_options;
-  runner_options.flavour = flavour;
-  kproxy::kernel::ExecIptablesRunner runner(runner_options);
   const bool ipvs_mode = config.mode == kproxy::config::ProxyMode::kIpvs;
-  if (ipvs_mode) {
-    spdlog::info("using ipvs mode (iptables {} for its rules), IPv4", kproxy::kernel::flavour_name(flavour));
-  } else {
-    spdlog::info("using iptables mode ({}), IPv4", kproxy::kernel::flavour_name(flavour));
-  }
-  auto ipt_options = iptables_options(config);
-  if (ipt_options.render.localhost_nodeports) {
-    if (auto s = kproxy::kernel::write_sysctl("net.ipv4.conf.all.route_localnet", "1"); !s.ok()) {
-      spdlog::error("{}; NodePorts on 127.0.0.1 will not work", s.message());
+  std::vector<std::unique_ptr<FamilyProxier>> families;
+  for (const IpFamily family : {IpFamily::kIPv4, IpFamily::kIPv6}) {
+    auto f = std::make_unique<FamilyProxier>();
+    f->family = family;
+    kproxy::kernel::ExecIptablesOptions runner_options;
+    runner_options.flavour = flavour;
+    runner_options.family = family == IpFamily::kIPv4 ? kproxy::kernel::IpFamily::kIPv4 : kproxy::kernel::IpFamily::kIPv6;
+    f->runner = std::make_unique<kproxy::kernel::ExecIptablesRunner>(runner_options);
+    if (auto why = family_unsupported(family, *f->runner)) {
+      spdlog::warn("{} is not available on this node ({}): serving {} only; {} Services, EndpointSlices and "
+                   "addresses are ignored",
+                   kproxy::to_string(family), *why, kproxy::to_string(other(family)), kproxy::to_string(family));
+      continue;
     }
+    families.push_back(std::move(f));
+  }
+  if (families.empty()) {
+    std::fprintf(stderr, "kproxy: neither IPv4 nor IPv6 iptables works on this node\n");
+    return 1;
+  }
+  const std::string family_names = families.size() == 2 ? "IPv4 and IPv6" : std::string(kproxy::to_string(families[0]->family));
+  if (ipvs_mode) {
+    spdlog::info("using ipvs mode (iptables {} for its rules), {}", kproxy::kernel::flavour_name(flavour), family_names);
+  } else {
+    spdlog::info("using iptables mode ({}), {}", kproxy::kernel::flavour_name(flavour), family_names);
   }
   kproxy::kernel::ExecIpsetRunner ipsets(kproxy::kernel::ExecIpsetOptions{});
   // The applier: libiptc in-process where the node's iptables is legacy (it measures 2x
-  // faster there, docs/performance.md), iptables-restore otherwise.
+  // faster there, docs/performance.md), iptables-restore otherwise. libiptc is IPv4's
+  // (libip4tc): IPv6 rules always go through ip6tables-restore.
   using kproxy::config::IptablesApplier;
   const bool legacy = flavour == kproxy::kernel::IptablesFlavour::kLegacy;
   const IptablesApplier requested = config.kproxy.iptables_applier;
@@ -431,14 +557,13 @@ int main(int argc, char** argv) {
   if (requested == IptablesApplier::kLibiptc || (requested == IptablesApplier::kAuto && legacy)) {
     libiptc = std::make_unique<kproxy::iptables::LibiptcApplier>();
   }
-  spdlog::info("iptables rules written by {}", libiptc ? "libiptc" : "iptables-restore");
-  kproxy::iptables::IptablesProxier backend(runner, ipt_options, &ipsets, libiptc.get());
+  spdlog::info("iptables rules written by {}", libiptc ? "libiptc (IPv4), ip6tables-restore (IPv6)" : "iptables-restore");
   // --proxy-mode=ipvs (docs/ipvs.md): the kernel's IPVS serves the Services; iptables keeps
-  // only the IPVS layout's rules.
+  // only the IPVS layout's rules. One netlink socket and one kube-ipvs0 for both families.
   std::unique_ptr<kproxy::ipvs::NetlinkIpvs> ipvs;
   kproxy::kernel::NetlinkLinks links;
   kproxy::kernel::LibIpsetRunner lib_ipsets;
-  std::unique_ptr<kproxy::ipvs::IpvsMode> ipvs_backend;
+  std::string scheduler;
   if (ipvs_mode) {
     auto opened = kproxy::ipvs::NetlinkIpvs::open();
     if (!opened) {
@@ -446,7 +571,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     ipvs = std::move(*opened);
-    const std::string scheduler = config.ipvs.scheduler.empty() ? "rr" : config.ipvs.scheduler;
+    scheduler = config.ipvs.scheduler.empty() ? "rr" : config.ipvs.scheduler;
     if (auto s = probe_ipvs_scheduler(*ipvs, scheduler); !s.ok()) {
       // Not fatal: every virtual service is refused, reported with its Service and retried at
       // each sync, so the scheduler's module arriving later (or a fixed kernel) heals the node.
@@ -454,11 +579,14 @@ int main(int argc, char** argv) {
                     s.message());
     }
     // kube-proxy's NewProxier: conntrack for IPVS'd packets (MASQUERADE needs it), connections
-    // to deleted real servers expire, forwarding on; strict ARP on request.
+    // to deleted real servers expire, forwarding on (both families); strict ARP on request.
     std::vector<std::pair<const char*, const char*>> sysctls = {{"net.ipv4.vs.conntrack", "1"},
                                                                 {"net.ipv4.vs.expire_nodest_conn", "1"},
                                                                 {"net.ipv4.vs.expire_quiescent_template", "1"},
                                                                 {"net.ipv4.ip_forward", "1"}};
+    for (const auto& f : families) {
+      if (f->family == IpFamily::kIPv6) sysctls.push_back({"net.ipv6.conf.all.forwarding", "1"});
+    }
     if (config.ipvs.strict_arp) {
       sysctls.push_back({"net.ipv4.conf.all.arp_ignore", "1"});
       sysctls.push_back({"net.ipv4.conf.all.arp_announce", "2"});
@@ -478,30 +606,46 @@ int main(int argc, char** argv) {
     if (timeouts.tcp != 0 || timeouts.tcp_fin != 0 || timeouts.udp != 0) {
       if (auto s = ipvs->set_timeouts(timeouts); !s.ok()) spdlog::error("configuring IPVS timeouts: {}", s.message());
     }
-    kproxy::ipvs::IpvsModeOptions o;
-    o.proxier.scheduler = scheduler;
-    o.proxier.skip_sctp = config.kproxy.sctp_userspace_mode;
-    o.proxier.node_port_cidrs = ipt_options.node_port_cidrs;
-    o.proxier.exclude_cidrs = config.ipvs.exclude_cidrs;
-    o.layout.node_ip = ipt_options.render.node_ip;
-    o.layout.skip_sctp = config.kproxy.sctp_userspace_mode;
-    o.layout.masquerade_all = ipt_options.render.masquerade_all;
-    o.layout.masquerade_bit = ipt_options.render.masquerade_bit;
-    o.layout.local_detector = ipt_options.render.local_detector;
-    o.layout.random_fully = ipt_options.render.random_fully;
-    ipvs_backend = std::make_unique<kproxy::ipvs::IpvsMode>(*ipvs, links, lib_ipsets, runner, o);
     spdlog::info("IPVS: scheduler {}, virtual service addresses on {}", scheduler, kproxy::ipvs::kDummyDevice);
   }
-  kproxy::proxier::ProxierBackend& active_backend =
-      ipvs_backend ? static_cast<kproxy::proxier::ProxierBackend&>(*ipvs_backend) : backend;
-  // The canary: a flush of mangle, nat or filter by another program forces a full sync.
-  kproxy::iptables::Canary canary(runner);
-  if (auto s = canary.ensure(); !s.ok()) spdlog::error("creating the canary chains: {}", s.message());
-  proxier::ProxierLoopOptions loop_options;
-  loop_options.tracker = {kproxy::IpFamily::kIPv4, node, true};
-  loop_options.runner.min_interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(config.min_sync_period());
-  loop_options.runner.retry_interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(config.sync_period());
-  proxier::ProxierLoop loop(loop_options, active_backend);
+  for (auto& f : families) {
+    f->ipt_options = iptables_options(config, f->family);
+    if (f->family == IpFamily::kIPv4 && f->ipt_options.render.localhost_nodeports) {
+      if (auto s = kproxy::kernel::write_sysctl("net.ipv4.conf.all.route_localnet", "1"); !s.ok()) {
+        spdlog::error("{}; NodePorts on 127.0.0.1 will not work", s.message());
+      }
+    }
+    f->iptables = std::make_unique<kproxy::iptables::IptablesProxier>(
+        *f->runner, f->ipt_options, &ipsets, f->family == IpFamily::kIPv4 ? libiptc.get() : nullptr);
+    if (ipvs_mode) {
+      kproxy::ipvs::IpvsModeOptions o;
+      o.family = f->family;
+      o.proxier.scheduler = scheduler;
+      o.proxier.skip_sctp = config.kproxy.sctp_userspace_mode;
+      o.proxier.node_port_cidrs = f->ipt_options.node_port_cidrs;
+      o.proxier.exclude_cidrs = config.ipvs.exclude_cidrs;
+      o.layout.node_ip = f->ipt_options.render.node_ip;
+      o.layout.skip_sctp = config.kproxy.sctp_userspace_mode;
+      o.layout.masquerade_all = f->ipt_options.render.masquerade_all;
+      o.layout.masquerade_bit = f->ipt_options.render.masquerade_bit;
+      o.layout.local_detector = f->ipt_options.render.local_detector;
+      o.layout.random_fully = f->ipt_options.render.random_fully;
+      f->ipvs = std::make_unique<kproxy::ipvs::IpvsMode>(*ipvs, links, lib_ipsets, *f->runner, o);
+    }
+    // The canary: a flush of mangle, nat or filter by another program forces a full sync.
+    f->canary = std::make_unique<kproxy::iptables::Canary>(*f->runner);
+    if (auto s = f->canary->ensure(); !s.ok()) {
+      spdlog::error("creating the {} canary chains: {}", kproxy::to_string(f->family), s.message());
+    }
+    proxier::ProxierLoopOptions loop_options;
+    loop_options.tracker = {f->family, node, true};
+    loop_options.runner.min_interval =
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(config.min_sync_period());
+    loop_options.runner.retry_interval =
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(config.sync_period());
+    f->loop = std::make_unique<proxier::ProxierLoop>(
+        loop_options, f->ipvs ? static_cast<proxier::ProxierBackend&>(*f->ipvs) : *f->iptables);
+  }
 
   // Metrics: kube-proxy's, kproxy's own, the process's; /metrics on --metrics-bind-address.
   kproxy::metrics::Registry registry;
@@ -545,85 +689,107 @@ int main(int argc, char** argv) {
       spdlog::error("healthz server failed: {}", started.error());
     }
   }
+  // One health-check server for both families: a dual-stack Service has one health-check node
+  // port, answered on the node's addresses of every served family (a wildcard listener is
+  // dual-stack).
   std::vector<kproxy::IpAddress> health_check_addresses;
-  if (!ipt_options.node_port_cidrs.empty()) {
+  for (const auto& f : families) {
+    if (f->ipt_options.node_port_cidrs.empty()) {
+      health_check_addresses.clear();
+      break;
+    }
     for (const auto& ip : kproxy::kernel::local_addresses()) {
-      for (const auto& c : ipt_options.node_port_cidrs) {
+      for (const auto& c : f->ipt_options.node_port_cidrs) {
         if (c.family() == ip.family() && c.contains(ip)) health_check_addresses.push_back(ip);
       }
     }
   }
   kproxy::health::ServiceHealthServer service_health(proxy_health, health_check_addresses);
   // Conntrack: stale UDP and SCTP flows are deleted after each successful sync
-  // (docs/conntrack.md). `cleaned` is the snapshot of the last cleanup that succeeded.
+  // (docs/conntrack.md), per family.
   std::unique_ptr<kproxy::kernel::ConntrackTable> conntrack;
   if (auto opened = kproxy::kernel::open_netlink_conntrack_table(); opened.ok()) {
     conntrack = std::move(*opened);
   } else {
     spdlog::error("conntrack: {}; stale UDP and SCTP flows will not be removed", opened.error());
   }
-  std::shared_ptr<const proxier::Snapshot> cleaned;
 
   ChangeCounter<model::Service> service_changes([&metrics](std::size_t n) { metrics.service_changed(n); });
   ChangeCounter<model::EndpointSlice> slice_changes([&metrics](std::size_t n) { metrics.endpoints_changed(n); });
-  loop.on_sync([&](const proxier::SyncReport& report) {
-    using kproxy::IpFamily;
-    const bool full = report.kind == proxier::SyncKind::kFull;
-    const double seconds = std::chrono::duration<double>(report.duration).count();
-    metrics.observe_sync(IpFamily::kIPv4, full ? kproxy::metrics::SyncKind::kFull : kproxy::metrics::SyncKind::kPartial,
-                         seconds);
-    if (!report.ok) {
-      metrics.iptables_restore_failed(IpFamily::kIPv4);
-      if (!full) metrics.iptables_partial_restore_failed(IpFamily::kIPv4);
-      spdlog::error("sync failed ({}); retrying with a full sync: {}", full ? "full" : "partial", report.error);
-      return;
-    }
-    const auto now = std::chrono::system_clock::now();
-    metrics.sync_succeeded(IpFamily::kIPv4, now);
-    if (!ipvs_mode) {
-      const auto& figures = backend.last_figures();
-      metrics.set_iptables_rules_last(IpFamily::kIPv4, kproxy::metrics::RuleTable::kFilter, figures.filter_rules);
-      metrics.set_iptables_rules_last(IpFamily::kIPv4, kproxy::metrics::RuleTable::kNat, figures.nat_rules);
-      if (const auto& rendered = backend.last_rendered()) {
-        const std::size_t filter_total = rendered->filter_rule_count();
-        const std::size_t nat_total = rendered->nat_rule_count();
-        metrics.set_iptables_rules_total(IpFamily::kIPv4, kproxy::metrics::RuleTable::kFilter, filter_total);
-        metrics.set_iptables_rules_total(IpFamily::kIPv4, kproxy::metrics::RuleTable::kNat, nat_total);
+  for (auto& fp : families) {
+    FamilyProxier& f = *fp;
+    f.loop->on_sync([&](const proxier::SyncReport& report) {
+      const IpFamily family = f.family;
+      const bool full = report.kind == proxier::SyncKind::kFull;
+      const double seconds = std::chrono::duration<double>(report.duration).count();
+      metrics.observe_sync(family, full ? kproxy::metrics::SyncKind::kFull : kproxy::metrics::SyncKind::kPartial,
+                           seconds);
+      if (!report.ok) {
+        metrics.iptables_restore_failed(family);
+        if (!full) metrics.iptables_partial_restore_failed(family);
+        spdlog::error("{} sync failed ({}); retrying with a full sync: {}", kproxy::to_string(family),
+                      full ? "full" : "partial", report.error);
+        return;
       }
-      metrics.set_no_local_endpoints(IpFamily::kIPv4, static_cast<std::size_t>(figures.stats.no_local_endpoints_internal),
-                                     static_cast<std::size_t>(figures.stats.no_local_endpoints_external));
-    }
-    for (const auto& trigger : slice_changes.trigger_times) {
-      metrics.observe_network_programming(IpFamily::kIPv4, std::chrono::duration<double>(now - trigger).count());
-    }
-    slice_changes.trigger_times.clear();
-    service_changes.pending = slice_changes.pending = 0;
-    metrics.set_service_changes_pending(0);
-    metrics.set_endpoint_changes_pending(0);
-    proxy_health.updated(kproxy::IpFamily::kIPv4);
-    sync_service_health(service_health, *report.snapshot);
-    if (sctp_proxy) {
-      update_sctp_proxy(*sctp_proxy, sctp_addresses, *report.snapshot,
-                        ipvs_mode ? ipt_options.render : backend.last_render_options());
-    }
-    if (conntrack && proxier::conntrack_cleanup_needed(cleaned.get(), *report.snapshot)) {
-      const auto start = std::chrono::steady_clock::now();
-      auto deleted = proxier::cleanup_stale_flows(*conntrack, cleaned.get(), *report.snapshot,
-                                                  kproxy::kernel::local_addresses());
-      const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (deleted.ok()) {
-        cleaned = report.snapshot;
-        metrics.conntrack_reconciled(IpFamily::kIPv4, took, *deleted);
-        if (*deleted > 0 && kproxy::log::v(2)) spdlog::info("conntrack: deleted {} stale flows", *deleted);
-      } else {
-        spdlog::error("conntrack cleanup failed (retried after the next sync): {}", deleted.error());
+      const auto now = std::chrono::system_clock::now();
+      metrics.sync_succeeded(family, now);
+      if (!ipvs_mode) {
+        const auto& figures = f.iptables->last_figures();
+        metrics.set_iptables_rules_last(family, kproxy::metrics::RuleTable::kFilter, figures.filter_rules);
+        metrics.set_iptables_rules_last(family, kproxy::metrics::RuleTable::kNat, figures.nat_rules);
+        if (const auto& rendered = f.iptables->last_rendered()) {
+          metrics.set_iptables_rules_total(family, kproxy::metrics::RuleTable::kFilter, rendered->filter_rule_count());
+          metrics.set_iptables_rules_total(family, kproxy::metrics::RuleTable::kNat, rendered->nat_rule_count());
+        }
+        metrics.set_no_local_endpoints(family, static_cast<std::size_t>(figures.stats.no_local_endpoints_internal),
+                                       static_cast<std::size_t>(figures.stats.no_local_endpoints_external));
       }
-    }
-    if (kproxy::log::v(2)) {
-      spdlog::info("synced {} service ports ({} changed) in {} ms", report.snapshot->service_ports.size(),
-                   report.changed_ports, std::chrono::duration_cast<std::chrono::milliseconds>(report.duration).count());
-    }
-  });
+      // The network programming latency of the slices this family programs.
+      auto& triggers = slice_changes.trigger_times;
+      for (auto it = triggers.begin(); it != triggers.end();) {
+        if (it->first == family) {
+          metrics.observe_network_programming(family, std::chrono::duration<double>(now - it->second).count());
+          it = triggers.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      service_changes.pending = slice_changes.pending = 0;
+      metrics.set_service_changes_pending(0);
+      metrics.set_endpoint_changes_pending(0);
+      proxy_health.updated(family);
+      f.synced = report.snapshot;
+      std::vector<const proxier::Snapshot*> synced;
+      for (const auto& other_family : families) {
+        if (other_family->synced) synced.push_back(other_family->synced.get());
+      }
+      sync_service_health(service_health, synced);
+      if (sctp_proxy && family == IpFamily::kIPv4) {
+        update_sctp_proxy(*sctp_proxy, sctp_addresses, *report.snapshot,
+                          ipvs_mode ? f.ipt_options.render : f.iptables->last_render_options());
+      }
+      if (conntrack && proxier::conntrack_cleanup_needed(f.cleaned.get(), *report.snapshot)) {
+        const auto start = std::chrono::steady_clock::now();
+        auto deleted = proxier::cleanup_stale_flows(*conntrack, f.cleaned.get(), *report.snapshot,
+                                                    kproxy::kernel::local_addresses());
+        const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (deleted.ok()) {
+          f.cleaned = report.snapshot;
+          metrics.conntrack_reconciled(family, took, *deleted);
+          if (*deleted > 0 && kproxy::log::v(2)) {
+            spdlog::info("conntrack: deleted {} stale {} flows", *deleted, kproxy::to_string(family));
+          }
+        } else {
+          spdlog::error("conntrack cleanup failed (retried after the next sync): {}", deleted.error());
+        }
+      }
+      if (kproxy::log::v(2)) {
+        spdlog::info("synced {} {} service ports ({} changed) in {} ms", report.snapshot->service_ports.size(),
+                     kproxy::to_string(family), report.changed_ports,
+                     std::chrono::duration_cast<std::chrono::milliseconds>(report.duration).count());
+      }
+    });
+  }
 
   k8s::EventQueue queue;
   NodeHealthHandler node_health(proxy_health);
@@ -634,11 +800,24 @@ int main(int argc, char** argv) {
                          k8s::Taint{t.key, t.value, std::string(kproxy::config::to_string(t.effect))},
                          config.kproxy.sctp_userspace_mode);
   }
-  std::vector<kproxy::InformerHandler<model::Node>*> node_handlers{&loop.node_handler(), &node_health};
+  // Every family's loop sees every event; each keeps what is of its family. A single-stack
+  // node says once that it ignores the other family's objects.
+  std::set<IpFamily> served;
+  for (const auto& f : families) served.insert(f->family);
+  UnservedFamilyNotice<model::Service> service_notice(served);
+  UnservedFamilyNotice<model::EndpointSlice> slice_notice(served);
+  std::vector<kproxy::InformerHandler<model::Node>*> node_handlers{&node_health};
+  std::vector<kproxy::InformerHandler<model::Service>*> service_handlers{&service_changes, &service_notice};
+  std::vector<kproxy::InformerHandler<model::EndpointSlice>*> slice_handlers{&slice_changes, &slice_notice};
+  for (auto& f : families) {
+    node_handlers.push_back(&f->loop->node_handler());
+    service_handlers.push_back(&f->loop->service_handler());
+    slice_handlers.push_back(&f->loop->endpoint_slice_handler());
+  }
   if (taint_keeper) node_handlers.push_back(&*taint_keeper);
   FanOut<model::Node> nodes(std::move(node_handlers));
-  FanOut<model::Service> services({&service_changes, &loop.service_handler()});
-  FanOut<model::EndpointSlice> slices({&slice_changes, &loop.endpoint_slice_handler()});
+  FanOut<model::Service> services(std::move(service_handlers));
+  FanOut<model::EndpointSlice> slices(std::move(slice_handlers));
   // Rejections are logged and counted (kproxy_objects_rejected_total{kind,reason}); the sink
   // runs on reflector threads, and the metrics are thread-safe.
   const k8s::RejectionSink count_rejection = [&metrics](const model::Rejection& r) {
@@ -678,36 +857,31 @@ int main(int argc, char** argv) {
     spdlog::warn("--manifests: no API server, so the node's taint {} is not managed",
                  config.kproxy.sctp_userspace_taint->to_string());
   }
-  // The proxier's thread: the one consumer of the informers' events, and the syncs. A sync in
-  // flight when SIGTERM arrives finishes before the thread stops; rules stay in place.
+  // The proxier's thread: the one consumer of the informers' events, and every family's
+  // syncs. A sync in flight when SIGTERM arrives finishes before the thread stops; rules stay
+  // in place.
   std::jthread consumer([&](std::stop_token stop) {
     using Clock = proxier::ProxierLoop::Clock;
     const auto canary_period = std::chrono::duration_cast<Clock::duration>(config.sync_period());
     auto next_canary_check = Clock::now() + canary_period;
     while (!stop.stop_requested()) {
       const auto now = Clock::now();
-      queue.run_until(stop, std::min({loop.next_deadline(now), next_canary_check, now + std::chrono::seconds(1)}));
+      auto wake = std::min(next_canary_check, now + std::chrono::seconds(1));
+      for (const auto& f : families) wake = std::min(wake, f->loop->next_deadline(now));
+      queue.run_until(stop, wake);
       if (stop.stop_requested()) break;
       if (Clock::now() >= next_canary_check) {
-        std::vector<std::string> flushed;
-        auto intact = canary.intact(&flushed);
-        if (!intact.ok()) {
-          spdlog::error("checking the canary chains: {}", intact.error());
-        } else if (!*intact) {
-          std::string tables;
-          for (const auto& t : flushed) tables += (tables.empty() ? "" : ", ") + t;
-          spdlog::warn("iptables canary gone from {}: the tables were flushed; forcing a full sync", tables);
-          loop.force_full();
-          if (auto s = canary.ensure(); !s.ok()) spdlog::error("re-creating the canary chains: {}", s.message());
-        }
+        for (auto& f : families) check_canary(*f);
         next_canary_check = Clock::now() + canary_period;
       }
-      loop.after_events();
-      if (loop.tracker().has_pending_changes()) {
-        proxy_health.queued_update(kproxy::IpFamily::kIPv4);
-        metrics.sync_queued(kproxy::IpFamily::kIPv4, std::chrono::system_clock::now());
+      for (auto& f : families) {
+        f->loop->after_events();
+        if (f->loop->tracker().has_pending_changes()) {
+          proxy_health.queued_update(f->family);
+          metrics.sync_queued(f->family, std::chrono::system_clock::now());
+        }
+        f->loop->run_due(Clock::now(), [] { return Clock::now(); });
       }
-      loop.run_due(Clock::now(), [] { return Clock::now(); });
     }
   });
 

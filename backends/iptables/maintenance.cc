@@ -84,7 +84,7 @@ Status cleanup(kernel::IptablesRunner& runner, kernel::IpsetRunner* ipsets) {
   }
   if (ipsets != nullptr) {
     // After the rules that reference it are gone.
-    auto destroyed = ipsets->destroy(kLoopBackSet);
+    auto destroyed = ipsets->destroy(loop_back_set_name(all.family));
     if (!destroyed.ok()) errors.push_back(destroyed.error());
   }
   if (errors.empty()) return {};

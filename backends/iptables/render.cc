@@ -542,7 +542,7 @@ RenderedRules Renderer::render(const proxier::Snapshot& snapshot, const RenderOp
   // Lean layout: the hairpin masquerade, decided once (kube-proxy's IPVS mode writes the same
   // rule, without the ctstate match, which keeps it to connections a Service DNATed).
   const std::vector<Term> hairpin_match{ConntrackState{ConntrackState::kDnat, false},
-                                        SetMatch{kLoopBackSet, "dst,dst,src"}};
+                                        SetMatch{loop_back_set_name(options.family), "dst,dst,src"}};
   if (lean) {
     std::vector<Term> terms{Comment{"Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose"}};
     terms.insert(terms.end(), hairpin_match.begin(), hairpin_match.end());
@@ -727,7 +727,7 @@ std::shared_ptr<const kernel::IpsetSpec> Renderer::loop_back_set(const std::map<
   } else {
     const bool had_one = loop_back_spec_ != nullptr;
     auto spec = std::make_shared<kernel::IpsetSpec>(kernel::IpsetSpec{
-        kLoopBackSet, kLoopBackSetType, ipv6 ? kernel::IpFamily::kIPv6 : kernel::IpFamily::kIPv4, {}});
+        loop_back_set_name(ipv6 ? IpFamily::kIPv6 : IpFamily::kIPv4), kLoopBackSetType, ipv6 ? kernel::IpFamily::kIPv6 : kernel::IpFamily::kIPv4, {}});
     spec->entries.reserve(loop_back_.size());
     for (const auto& [entry, count] : loop_back_) spec->entries.push_back(entry);
     loop_back_spec_ = std::move(spec);

@@ -34,8 +34,13 @@ inline constexpr const char* kProxyFirewallChain = "KUBE-PROXY-FIREWALL";
 inline constexpr const char* kKubeletFirewallChain = "KUBE-FIREWALL";
 inline constexpr const char* kCanaryChain = "KUBE-PROXY-CANARY";
 // The lean layout's hairpin set (kube-proxy's IPVS mode uses the same name and type for the
-// same purpose): "EP_IP,PROTO:PORT,EP_IP" for every endpoint a Service DNATs to.
+// same purpose): "EP_IP,PROTO:PORT,EP_IP" for every endpoint a Service DNATs to. The IPv6
+// proxier's set is KUBE-6-LOOP-BACK (family inet6), as kube-proxy names its IPv6 sets.
 inline constexpr const char* kLoopBackSet = "KUBE-LOOP-BACK";
+inline constexpr const char* kLoopBackSet6 = "KUBE-6-LOOP-BACK";
+inline const char* loop_back_set_name(IpFamily family) {
+  return family == IpFamily::kIPv6 ? kLoopBackSet6 : kLoopBackSet;
+}
 inline constexpr const char* kLoopBackSetType = "hash:ip,port,ip";
 
 // How "traffic from inside the cluster" is recognised (--detect-local-mode), as kube-proxy's
