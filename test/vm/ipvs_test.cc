@@ -4,7 +4,8 @@
 // (test/support/cluster.h) the way kube-proxy's IPVS mode lays them out (the service address
 // on a dummy kube-ipvs0, NAT forwarding, masquerading of IPVS traffic), carry real traffic from
 // the outside client to pods on both nodes; ipvsadm, which has its own netlink code, is the
-// independent reader of what was programmed. Every module (ip_vs, ip_vs_rr, dummy, xt_ipvs,
+// independent reader of what was programmed. The last test does the same over IPv6, with
+// kernel-SCTP peers (kproxy-vm-sctp) for SCTP. Every module (ip_vs, ip_vs_rr, dummy, xt_ipvs,
 // nf_nat...) loads on demand.
 #include <gtest/gtest.h>
 
@@ -347,6 +348,179 @@ TEST_P(IpvsTest, TheProxierDrainsTcpSurvivesARestartAndCleansUp) {
   // Back to the suite's layout for the next test.
   TestCluster::exec_ok(node1, {"ip", "link", "add", "kube-ipvs0", "type", "dummy"});
   TestCluster::exec_ok(node1, {"ip", "addr", "add", std::string(kVip) + "/32", "dev", "kube-ipvs0"});
+}
+
+// A dual-stack node (issue 10): kproxy's IPVS proxiers for both families, one per family as
+// the daemon runs them, sharing one netlink handle and one kube-ipvs0, on the real kernel. An
+// IPv6 virtual service carries real TCP and UDP (testpeer) and kernel-SCTP (kproxy-vm-sctp,
+// plain IPPROTO_SCTP sockets over IPv6, in pods of their own) traffic from the outside client
+// to pods on both nodes, next to the IPv4 one; persistence with the IPv6 netmask (128) is
+// accepted by the kernel and holds a client to one pod; the IPv6 address is a /128 on
+// kube-ipvs0; each family's full syncs leave the other family's services and addresses alone.
+// Defined last: its SCTP case loads the kernel's sctp module, which would disturb the usrsctp
+// pods of the tests above (gtest runs each test of a pattern for every protocol in turn).
+TEST_P(IpvsTest, Ipv6VirtualServicesCarryTrafficNextToIpv4OnesFromTheirOwnProxier) {
+  using iptables::testing::ServiceBuilder;
+  using iptables::testing::snapshot;
+  constexpr const char* kVip6 = "2001:db8:113::10";  // TestCluster::kExternalCidr6, routed via node 1
+  const std::string node1 = cluster_->node_ns(1);
+  const std::string vip6_port = std::string("[") + kVip6 + "]:" + std::to_string(kVipPort);
+
+  // The IPv6 servers: testpeer in a, b, c (it listens on both families) for TCP and UDP;
+  // kernel-SCTP servers in pods of their own (a usrsctp stack in the same namespace would
+  // answer their INITs with ABORT), on both nodes.
+  std::vector<std::pair<std::string, std::string>> backends;  // name, IPv6 address
+  if (GetParam() == Proto::kSctp) {
+    for (auto [node, name] : {std::pair{1, "ks6a"}, {2, "ks6c"}}) {
+      Pod& pod = cluster_->add_pod(node, name);
+      ASSERT_TRUE(cluster_->ok()) << cluster_->error();
+      BackgroundProcess& server = cluster_->start(
+          pod.ns, {KPROXY_VM_SCTP, "serve", "--name", pod.name, "--port", std::to_string(kPodPort), "--bind", "::"});
+      ASSERT_TRUE(server.wait_for_line("ready", std::chrono::seconds(20))) << server.describe();
+      backends.emplace_back(pod.name, pod.ip6);
+    }
+  } else {
+    for (const Pod* pod : pods_) backends.emplace_back(pod->name, pod->ip6);
+  }
+  // kube-proxy's IPVS layout for IPv6: masquerading of IPVS traffic in ip6tables (replies
+  // from node 2 come back through node 1).
+  const std::vector<std::string> masquerade{"-t", "nat", "POSTROUTING", "-m", "ipvs", "--vaddr",
+                                            std::string(kVip6) + "/128", "--vport", std::to_string(kVipPort),
+                                            "-j", "MASQUERADE"};
+  auto ip6tables = [&](const char* op) {
+    std::vector<std::string> argv{"ip6tables", "-w", masquerade[0], masquerade[1], op};
+    argv.insert(argv.end(), masquerade.begin() + 2, masquerade.end());
+    return TestCluster::exec(node1, argv);
+  };
+  ASSERT_EQ(ip6tables("-A").exit_code, 0);
+
+  auto service4 = [&] {
+    ServiceBuilder b("ns", "svc", "p", protocol(), kVip, kVipPort);
+    for (const Pod* pod : pods_) {
+      b.endpoint({pod->ip, static_cast<std::uint16_t>(kPodPort), "node" + std::to_string(pod->node)});
+    }
+    return b;
+  };
+  auto service6 = [&](bool affinity) {
+    ServiceBuilder b("ns", "svc", "p", protocol(), kVip6, kVipPort);
+    for (const auto& backend : backends) {
+      b.endpoint({backend.second, static_cast<std::uint16_t>(kPodPort), "node1"});
+    }
+    if (affinity) b.affinity(10800);
+    return b;
+  };
+  std::set<proxier::ServicePortName> changed;
+  const proxier::NodeFacts node{"node1", ""};
+  kernel::NetlinkLinks links;
+  auto sync = [&](ipvs::IpvsProxier& p, const proxier::Snapshot& snap) {
+    ScopedNetnsEntry in_node1(node1);
+    return p.sync(proxier::SyncRequest{snap, changed, proxier::SyncKind::kFull, node, nullptr});
+  };
+  ipvs::IpvsProxierOptions o6;
+  o6.family = IpFamily::kIPv6;
+  ipvs::IpvsProxier v4(*ipvs_, links, {});
+  ipvs::IpvsProxier v6(*ipvs_, links, o6);
+  Status s = sync(v4, snapshot({service4()}));
+  ASSERT_TRUE(s.ok()) << s.message();
+  s = sync(v6, snapshot({service6(false)}));
+  ASSERT_TRUE(s.ok()) << s.message();
+
+  // ipvsadm reads the IPv6 service and its IPv6 destinations back; kube-ipvs0 holds both
+  // families' addresses, the IPv6 one as a /128.
+  RunResult listed = TestCluster::exec(node1, {"ipvsadm", "-Ln"});
+  EXPECT_NE(listed.out.find(vip6_port + " rr"), std::string::npos) << listed.out;
+  for (const auto& backend : backends) {
+    EXPECT_NE(listed.out.find("[" + backend.second + "]:" + std::to_string(kPodPort)), std::string::npos)
+        << listed.out;
+  }
+  EXPECT_NE(listed.out.find(std::string(kVip) + ":" + std::to_string(kVipPort)), std::string::npos) << listed.out;
+  const RunResult addr = TestCluster::exec(node1, {"ip", "-o", "addr", "show", "dev", "kube-ipvs0"});
+  EXPECT_NE(addr.out.find(std::string(kVip6) + "/128"), std::string::npos) << addr.out;
+  EXPECT_EQ(addr.out.find("tentative"), std::string::npos) << addr.out;
+  EXPECT_NE(addr.out.find(std::string(kVip) + "/32"), std::string::npos) << addr.out;
+
+  // Real traffic over IPv6 from outside the cluster: each new connection (association) to
+  // the next pod, round robin.
+  auto request6 = [&]() -> std::pair<std::string, std::string> {  // (answering pod, error)
+    if (GetParam() == Proto::kSctp) {
+      const RunResult r = TestCluster::exec(cluster_->client_ns(), {KPROXY_VM_SCTP, "request", "--to", vip6_port,
+                                                                    "--timeout-ms", std::to_string(kRequestTimeoutMs)});
+      if (r.exit_code != 0) return {"", "exit " + std::to_string(r.exit_code) + ": " + r.err + r.out};
+      return {r.out.substr(0, r.out.find(' ')), ""};
+    }
+    RequestResult r = TestCluster::request(cluster_->client_ns(), GetParam(), vip6_port, kRequestTimeoutMs);
+    if (r.exit_code != 0) {
+      // The first IPv6 connection of a namespace whose link just came up may fail: once more.
+      r = TestCluster::request(cluster_->client_ns(), GetParam(), vip6_port, kRequestTimeoutMs);
+    }
+    if (r.exit_code != 0 || r.lines.size() != 1) {
+      return {"", "exit " + std::to_string(r.exit_code) + ": " + r.err + joined(r.lines)};
+    }
+    return {r.lines[0].substr(0, r.lines[0].find(' ')), ""};
+  };
+  std::set<std::string> answered;
+  for (std::size_t i = 0; i < backends.size(); ++i) {
+    const auto [pod, error] = request6();
+    EXPECT_TRUE(error.empty()) << "IPv6 request " << i << ": " << error
+                               << TestCluster::exec(node1, {"ipvsadm", "-Ln", "--stats"}).out;
+    answered.insert(pod);
+  }
+  std::set<std::string> all;
+  for (const auto& backend : backends) all.insert(backend.first);
+  EXPECT_EQ(answered, all) << "round robin over the IPv6 service's pods on both nodes";
+  if (GetParam() == Proto::kSctp) {
+    EXPECT_TRUE(sctp_module_loaded()) << "the kernel-SCTP peers did not load the sctp module";
+  } else {
+    // The IPv4 service still answers, next to it.
+    EXPECT_EQ(spread(1).size(), 1u);
+  }
+
+  // sessionAffinity ClientIP over IPv6: persistence with netmask 128, updated in place; the
+  // client then stays with one pod.
+  s = sync(v6, snapshot({service6(true)}));
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(v6.last_sync().changes, 1u) << "affinity is one service update";
+  listed = TestCluster::exec(node1, {"ipvsadm", "-Ln"});
+  {
+    // ipvsadm names an IPv6 netmask only when it is not 128: none means the kernel holds 128.
+    const auto at = listed.out.find(vip6_port);
+    ASSERT_NE(at, std::string::npos) << listed.out;
+    const std::string line = listed.out.substr(at, listed.out.find('\n', at) - at);
+    EXPECT_NE(line.find("persistent 10800"), std::string::npos) << line;
+    EXPECT_EQ(line.find("mask"), std::string::npos) << line;
+  }
+  std::set<std::string> sticky;
+  for (int i = 0; i < 3; ++i) {
+    const auto [pod, error] = request6();
+    EXPECT_TRUE(error.empty()) << error;
+    sticky.insert(pod);
+  }
+  EXPECT_EQ(sticky.size(), 1u) << "persistence sent one IPv6 client to several pods";
+
+  // Each family's full sync leaves the other's alone: the IPv4 proxier, resynced, does not
+  // touch the IPv6 service; the IPv6 proxier, emptied, removes its service and address only.
+  s = sync(v4, snapshot({service4()}));
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(v4.last_sync().changes, 0u);
+  auto services = ipvs_->services();
+  ASSERT_TRUE(services.ok()) << services.error();
+  EXPECT_EQ(services->size(), 2u);
+  s = sync(v6, proxier::Snapshot{});
+  ASSERT_TRUE(s.ok()) << s.message();
+  services = ipvs_->services();
+  ASSERT_TRUE(services.ok()) << services.error();
+  ASSERT_EQ(services->size(), 1u);
+  EXPECT_EQ(services->front().address.to_string(), kVip);
+  const RunResult after = TestCluster::exec(node1, {"ip", "-o", "addr", "show", "dev", "kube-ipvs0"});
+  EXPECT_EQ(after.out.find(kVip6), std::string::npos) << after.out;
+  EXPECT_NE(after.out.find(std::string(kVip) + "/32"), std::string::npos) << after.out;
+  if (GetParam() != Proto::kSctp) {
+    EXPECT_EQ(spread(1).size(), 1u);
+  }
+
+  // Back to the suite's layout.
+  ASSERT_TRUE(ipvs_->flush().ok());
+  EXPECT_EQ(ip6tables("-D").exit_code, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Protocols, IpvsTest, ::testing::Values(Proto::kTcp, Proto::kUdp, Proto::kSctp),

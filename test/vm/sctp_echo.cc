@@ -6,6 +6,9 @@
 //   kproxy-vm-sctp serve --name NAME --port PORT [--bind IP]
 //   kproxy-vm-sctp request --to IP:PORT [--count N] [--timeout-ms N]
 //
+// IPv6 works the same way: --bind :: (or an IPv6 address) serves IPv6 (and, on ::, IPv4 peers
+// as v4-mapped addresses), --to [IPv6]:PORT connects over IPv6; replies name IPv6 peers as
+// "[IP]:PORT".
 // The server prints "ready" once listening and answers every message M of an association
 // with "NAME <peer-ip>:<peer-port> M" (the source address it saw tells whether the traffic
 // was masqueraded). The client sends "message-1" .. "message-N" on one association, one at a
@@ -33,24 +36,56 @@ namespace {
 enum Exit { kOk = 0, kError = 1, kRefused = 2, kTimeout = 3 };
 using Clock = std::chrono::steady_clock;
 
-std::string endpoint_text(const sockaddr_in& a) {
-  char ip[INET_ADDRSTRLEN] = {};
-  inet_ntop(AF_INET, &a.sin_addr, ip, sizeof ip);
-  return std::string(ip) + ":" + std::to_string(ntohs(a.sin_port));
+// An IPv4 or IPv6 socket address (sockaddr_storage keeps either).
+struct Endpoint {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  int family() const { return addr.ss_family; }
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&addr); }
+};
+
+std::string endpoint_text(const sockaddr_storage& a) {
+  char ip[INET6_ADDRSTRLEN] = {};
+  if (a.ss_family == AF_INET6) {
+    const auto& a6 = reinterpret_cast<const sockaddr_in6&>(a);
+    inet_ntop(AF_INET6, &a6.sin6_addr, ip, sizeof ip);
+    return "[" + std::string(ip) + "]:" + std::to_string(ntohs(a6.sin6_port));
+  }
+  const auto& a4 = reinterpret_cast<const sockaddr_in&>(a);
+  inet_ntop(AF_INET, &a4.sin_addr, ip, sizeof ip);
+  return std::string(ip) + ":" + std::to_string(ntohs(a4.sin_port));
 }
 
-std::optional<sockaddr_in> parse_endpoint(const std::string& text) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
+// "IP" (IPv4 or IPv6) and a port.
+std::optional<Endpoint> make_endpoint(const std::string& ip, long port) {
+  Endpoint e;
+  if (in6_addr a6{}; inet_pton(AF_INET6, ip.c_str(), &a6) == 1) {
+    auto& s6 = reinterpret_cast<sockaddr_in6&>(e.addr);
+    s6.sin6_family = AF_INET6;
+    s6.sin6_port = htons(static_cast<uint16_t>(port));
+    s6.sin6_addr = a6;
+    e.len = sizeof(sockaddr_in6);
+    return e;
+  }
+  auto& s4 = reinterpret_cast<sockaddr_in&>(e.addr);
+  s4.sin_family = AF_INET;
+  s4.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, ip.c_str(), &s4.sin_addr) != 1) return {};
+  e.len = sizeof(sockaddr_in);
+  return e;
+}
+
+// "IP:PORT" or "[IPv6]:PORT".
+std::optional<Endpoint> parse_endpoint(const std::string& text) {
   const auto colon = text.rfind(':');
   if (colon == std::string::npos) return {};
   const std::string port = text.substr(colon + 1);
   if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return {};
   const long p = std::stol(port);
   if (p < 1 || p > 65535) return {};
-  a.sin_port = htons(static_cast<uint16_t>(p));
-  if (inet_pton(AF_INET, text.substr(0, colon).c_str(), &a.sin_addr) != 1) return {};
-  return a;
+  std::string ip = text.substr(0, colon);
+  if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') ip = ip.substr(1, ip.size() - 2);
+  return make_endpoint(ip, p);
 }
 
 int usage() {
@@ -90,7 +125,7 @@ bool send_message(int fd, const std::string& m) {
   }
 }
 
-void serve_association(int fd, std::string name, sockaddr_in peer) {
+void serve_association(int fd, std::string name, sockaddr_storage peer) {
   const std::string prefix = name + " " + endpoint_text(peer) + " ";
   while (auto m = receive_message(fd)) {
     if (!send_message(fd, prefix + *m)) break;
@@ -99,25 +134,23 @@ void serve_association(int fd, std::string name, sockaddr_in peer) {
 }
 
 int serve(const std::string& name, int port, const std::string& bind_ip) {
-  const int fd = socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP);
+  const auto a = make_endpoint(bind_ip, port);
+  if (!a) return usage();
+  const int fd = socket(a->family(), SOCK_STREAM, IPPROTO_SCTP);
   if (fd < 0) {
     std::fprintf(stderr, "kproxy-vm-sctp: socket(IPPROTO_SCTP): %s\n", std::strerror(errno));
     return kError;
   }
   const int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, bind_ip.c_str(), &a.sin_addr) != 1) return usage();
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd, 64) != 0) {
+  if (bind(fd, a->get(), a->len) != 0 || listen(fd, 64) != 0) {
     std::fprintf(stderr, "kproxy-vm-sctp: bind/listen %s:%d: %s\n", bind_ip.c_str(), port, std::strerror(errno));
     return kError;
   }
   std::printf("ready\n");
   std::fflush(stdout);
   for (;;) {
-    sockaddr_in peer{};
+    sockaddr_storage peer{};
     socklen_t len = sizeof peer;
     const int c = accept(fd, reinterpret_cast<sockaddr*>(&peer), &len);
     if (c < 0) {
@@ -129,29 +162,29 @@ int serve(const std::string& name, int port, const std::string& bind_ip) {
   }
 }
 
-int request(const sockaddr_in& to, int count, int timeout_ms) {
+int request(const Endpoint& to, int count, int timeout_ms) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  const int fd = socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP);
+  const int fd = socket(to.family(), SOCK_STREAM, IPPROTO_SCTP);
   if (fd < 0) {
     std::fprintf(stderr, "kproxy-vm-sctp: socket(IPPROTO_SCTP): %s\n", std::strerror(errno));
     return kError;
   }
   const int flags = fcntl(fd, F_GETFL);
   fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0 && errno != EINPROGRESS) {
-    std::fprintf(stderr, "kproxy-vm-sctp: connect %s: %s\n", endpoint_text(to).c_str(), std::strerror(errno));
+  if (connect(fd, to.get(), to.len) != 0 && errno != EINPROGRESS) {
+    std::fprintf(stderr, "kproxy-vm-sctp: connect %s: %s\n", endpoint_text(to.addr).c_str(), std::strerror(errno));
     return errno == ECONNREFUSED ? kRefused : kError;
   }
   pollfd p{fd, POLLOUT, 0};
   if (poll(&p, 1, remaining_ms(deadline)) <= 0) {
-    std::fprintf(stderr, "kproxy-vm-sctp: connect %s: timeout\n", endpoint_text(to).c_str());
+    std::fprintf(stderr, "kproxy-vm-sctp: connect %s: timeout\n", endpoint_text(to.addr).c_str());
     return kTimeout;
   }
   int err = 0;
   socklen_t len = sizeof err;
   getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
   if (err != 0) {
-    std::fprintf(stderr, "kproxy-vm-sctp: connect %s: %s\n", endpoint_text(to).c_str(), std::strerror(err));
+    std::fprintf(stderr, "kproxy-vm-sctp: connect %s: %s\n", endpoint_text(to.addr).c_str(), std::strerror(err));
     return err == ECONNREFUSED ? kRefused : err == ETIMEDOUT ? kTimeout : kError;
   }
   fcntl(fd, F_SETFL, flags);
