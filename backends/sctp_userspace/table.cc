@@ -6,11 +6,20 @@ namespace kproxy::sctp_userspace {
 
 namespace {
 
-std::vector<Target> targets(const std::vector<const proxier::Endpoint*>& endpoints) {
+// Endpoints of the table's family only (the proxier's snapshot holds no other; a stray one
+// could never be reached from a single-family association).
+std::vector<Target> targets(const std::vector<const proxier::Endpoint*>& endpoints, IpFamily family) {
   std::vector<Target> out;
   out.reserve(endpoints.size());
-  for (const auto* e : endpoints) out.push_back({e->ip, e->port});
+  for (const auto* e : endpoints) {
+    if (e->ip.family() == family) out.push_back({e->ip, e->port});
+  }
   return out;
+}
+
+template <typename T>
+void keep_family(std::vector<T>& list, IpFamily family) {
+  std::erase_if(list, [&](const T& x) { return x.family() != family; });
 }
 
 bool contains(const std::vector<Target>& list, const Target& t) {
@@ -33,21 +42,26 @@ std::string_view to_string(FrontendKind kind) {
 
 std::shared_ptr<const ProxyTable> ProxyTable::build(const proxier::Snapshot& snapshot, const TableOptions& options) {
   auto table = std::make_shared<ProxyTable>();
+  table->family_ = snapshot.family;
   table->options_ = options;
+  TableOptions& o = table->options_;
+  keep_family(o.node_ips, snapshot.family);
+  if (o.local_pod_cidr && o.local_pod_cidr->family() != snapshot.family) o.local_pod_cidr.reset();
+  if (o.node_port_ips) keep_family(*o.node_port_ips, snapshot.family);
   for (const auto& [name, info_ptr] : snapshot.service_ports) {
     if (name.protocol != model::Protocol::kSctp) continue;
     const proxier::ServicePortInfo* info = info_ptr.get();
     const proxier::EndpointSelection sel = proxier::categorize_endpoints(*info, options.node);
     auto entry = std::make_unique<PortEntry>();
     entry->name = name;
-    entry->cluster = targets(sel.cluster);
-    entry->local = targets(sel.local);
+    entry->cluster = targets(sel.cluster, snapshot.family);
+    entry->local = targets(sel.local, snapshot.family);
     entry->has_any_endpoints = sel.has_any_endpoints;
     entry->internal_policy_local = info->internal_policy_local;
     entry->external_policy_local = info->external_policy_local;
     entry->affinity_seconds =
         info->session_affinity == model::SessionAffinity::kClientIP ? info->sticky_max_age_seconds : 0;
-    entry->source_ranges = info->load_balancer_source_ranges;
+    entry->source_ranges = info->load_balancer_source_ranges;  // (as the proxier split them by family)
     entry->source_ranges_restricted =
         !info->load_balancer_source_ranges.empty() || !info->load_balancer_source_ranges_complete;
     const PortEntry* p = entry.get();

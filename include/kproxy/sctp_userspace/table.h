@@ -50,6 +50,8 @@ struct PortEntry {
 enum class FrontendKind { kClusterIp, kExternalIp, kLoadBalancer, kNodePort };
 std::string_view to_string(FrontendKind kind);
 
+// Everything in the options is of the table's family (the snapshot's); addresses of the other
+// family are ignored (a dual-stack node builds one table per family, each from its own options).
 struct TableOptions {
   proxier::NodeFacts node;
   // Pod traffic (detect-local by CIDR): external destinations reached from a local pod use
@@ -74,9 +76,14 @@ struct Decision {
   std::string reason;  // for kReject and kDrop, for logs
 };
 
+// One IP family's SCTP frontends (the snapshot's family: a dual-stack Service has one frontend
+// in each family's table). An association is single-family end to end: its client, its
+// frontend and its endpoint are all of the table's family.
 class ProxyTable {
  public:
   static std::shared_ptr<const ProxyTable> build(const proxier::Snapshot& snapshot, const TableOptions& options);
+
+  IpFamily family() const { return family_; }
 
   // A new association from `client` to `dst`:`dport`.
   Decision decide(const IpAddress& dst, std::uint16_t dport, const IpAddress& client) const;
@@ -87,7 +94,8 @@ class ProxyTable {
   // The cluster, external and load-balancer IPs of SCTP ports: the addresses the node must
   // treat as local so that their SCTP packets reach the proxy (docs/sctp-userspace.md).
   const std::set<IpAddress>& service_addresses() const { return service_addresses_; }
-  // Every port a client may connect to (service ports and NodePorts): the proxy listens on these.
+  // Every port a client may connect to (service ports and NodePorts) in this family: the proxy
+  // listens on the union of both families' ports.
   const std::set<std::uint16_t>& listen_ports() const { return listen_ports_; }
   std::size_t port_count() const { return ports_.size(); }
 
@@ -100,6 +108,7 @@ class ProxyTable {
   bool node_port_address(const IpAddress& dst) const;
   Decision decide_for(const Frontend& f, const IpAddress& client) const;
 
+  IpFamily family_ = IpFamily::kIPv4;
   TableOptions options_;
   std::map<proxier::ServicePortName, std::unique_ptr<PortEntry>> ports_;
   std::map<std::pair<IpAddress, std::uint16_t>, Frontend> by_address_;

@@ -168,5 +168,131 @@ TEST(AffinityTable, RandomWithoutAffinityAndStickyWithIt) {
   EXPECT_EQ(affinity.size(), 0u);
 }
 
+
+// --- IPv6: the table of the IPv6 proxier's snapshot -------------------------------------------
+
+namespace v6 {
+
+proxier::Snapshot snapshot6(const std::vector<ServiceBuilder>& services) {
+  proxier::Snapshot s = snapshot(services);
+  s.family = IpFamily::kIPv6;
+  return s;
+}
+
+// The IPv6 side of node1: what the daemon's IPv6 proxier hands over (an IPv4 node IP and pod
+// CIDR slipped in are ignored).
+TableOptions options6() {
+  TableOptions o;
+  o.node.name = "node1";
+  o.local_pod_cidr = *Cidr::parse("fd00:10:244:1::/64");
+  o.node_ips = {ip("fd00:77::11"), ip("192.168.77.11")};
+  return o;
+}
+
+TEST(ProxyTable6, AnIpv6SnapshotGivesIpv6FrontendsAndEndpoints) {
+  auto mme = ServiceBuilder("core", "mme", "s1ap", kSctp, "fd00:96::20", 36412)
+                 .node_port(30412)
+                 .external_ip("2001:db8:113::20")
+                 .external_ip("203.0.113.20")  // the other family's: not this table's
+                 .lb_ip("2001:db8:113::21")
+                 .endpoint({"fd00:10:244:1::10", 36412, "node1"})
+                 .endpoint({"fd00:10:244:2::10", 36412, "node2"});
+  const auto table = ProxyTable::build(snapshot6({mme}), options6());
+  EXPECT_EQ(table->family(), IpFamily::kIPv6);
+  EXPECT_EQ(table->service_addresses(),
+            (std::set<IpAddress>{ip("fd00:96::20"), ip("2001:db8:113::20"), ip("2001:db8:113::21")}));
+  EXPECT_EQ(table->listen_ports(), (std::set<std::uint16_t>{30412, 36412}));
+  const std::vector<Target> both = {t("fd00:10:244:1::10", 36412), t("fd00:10:244:2::10", 36412)};
+  for (const auto& [dst, port, kind] : {std::tuple{"fd00:96::20", 36412, FrontendKind::kClusterIp},
+                                        std::tuple{"2001:db8:113::20", 36412, FrontendKind::kExternalIp},
+                                        std::tuple{"2001:db8:113::21", 36412, FrontendKind::kLoadBalancer},
+                                        std::tuple{"fd00:77::11", 30412, FrontendKind::kNodePort}}) {
+    SCOPED_TRACE(dst);
+    const Decision d = table->decide(ip(dst), static_cast<std::uint16_t>(port), ip("fd00:10:244:1::11"));
+    EXPECT_EQ(d.verdict, Verdict::kForward);
+    EXPECT_EQ(d.kind, kind);
+    EXPECT_EQ(targets(d), both);
+    EXPECT_TRUE(table->answers(ip(dst), static_cast<std::uint16_t>(port)));
+  }
+  EXPECT_FALSE(table->answers(ip("203.0.113.20"), 36412));
+  EXPECT_FALSE(table->answers(ip("fd00:96::20"), 30412)) << "a NodePort on a Service address";
+  const PortEntry* p = table->find(mme.info().name);
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(p->serves(t("fd00:10:244:2::10", 36412)));
+  EXPECT_FALSE(p->serves(t("10.244.2.10", 36412)));
+}
+
+TEST(ProxyTable6, EndpointsOfTheOtherFamilyAreNeverCandidates) {
+  auto svc = ServiceBuilder("core", "amf", "ngap", kSctp, "fd00:96::30", 38412)
+                 .endpoint({"10.244.2.10", 38412, "node2"})
+                 .endpoint({"fd00:10:244:2::10", 38412, "node2"});
+  const auto table = ProxyTable::build(snapshot6({svc}), options6());
+  const Decision d = table->decide(ip("fd00:96::30"), 38412, ip("fd00:77::100"));
+  EXPECT_EQ(d.verdict, Verdict::kForward);
+  EXPECT_EQ(targets(d), std::vector<Target>{t("fd00:10:244:2::10", 38412)});
+}
+
+TEST(ProxyTable6, NodePortAddressesOfTheTablesFamily) {
+  auto svc = ServiceBuilder("core", "amf", "ngap", kSctp, "fd00:96::30", 38412)
+                 .node_port(30500)
+                 .endpoint({"fd00:10:244:2::10", 38412, "node2"});
+  auto o = options6();
+  o.node_port_ips = std::vector<IpAddress>{ip("fd00:77::11"), ip("192.168.77.11")};
+  const auto table = ProxyTable::build(snapshot6({svc}), o);
+  EXPECT_TRUE(table->answers(ip("fd00:77::11"), 30500));
+  EXPECT_FALSE(table->answers(ip("fd00:10:244:1::1"), 30500));
+  EXPECT_FALSE(table->answers(ip("192.168.77.11"), 30500));
+  // Without --nodeport-addresses: every local address of the family (the raw IPv6 socket only
+  // sees local ones) but the Service addresses.
+  const auto any = ProxyTable::build(snapshot6({svc}), options6());
+  EXPECT_TRUE(any->answers(ip("fd00:10:244:1::1"), 30500));
+  EXPECT_FALSE(any->answers(ip("fd00:96::30"), 30500));
+}
+
+TEST(ProxyTable6, LocalPoliciesWithIpv6PodsAndNodeAddresses) {
+  auto local = ServiceBuilder("core", "local", "p", kSctp, "fd00:96::32", 3868)
+                   .node_port(30601)
+                   .etp_local()
+                   .endpoint({"fd00:10:244:2::10", 3868, "node2"});
+  auto empty = ServiceBuilder("core", "empty", "p", kSctp, "fd00:96::31", 3868).node_port(30600);
+  const auto table = ProxyTable::build(snapshot6({local, empty}), options6());
+  const IpAddress outside = ip("fd00:77::100");
+  EXPECT_EQ(table->decide(ip("fd00:77::11"), 30601, outside).verdict, Verdict::kDrop);
+  // A pod of this node (the IPv6 pod CIDR) and the node's own IPv6 address use Cluster policy.
+  const Decision from_pod = table->decide(ip("fd00:77::11"), 30601, ip("fd00:10:244:1::11"));
+  EXPECT_EQ(from_pod.verdict, Verdict::kForward);
+  EXPECT_EQ(targets(from_pod), std::vector<Target>{t("fd00:10:244:2::10", 3868)});
+  EXPECT_EQ(table->decide(ip("fd00:77::11"), 30601, ip("fd00:77::11")).verdict, Verdict::kForward);
+  // The IPv4 node IP given in the options is no IPv6 client's.
+  EXPECT_EQ(table->decide(ip("fd00:96::31"), 3868, outside).verdict, Verdict::kReject);
+  EXPECT_EQ(table->decide(ip("fd00:77::11"), 30600, outside).verdict, Verdict::kReject);
+}
+
+TEST(ProxyTable6, Ipv6SourceRanges) {
+  auto lb = ServiceBuilder("core", "lb", "p", kSctp, "fd00:96::34", 3868)
+                .lb_ip("2001:db8:113::40")
+                .source_range("2001:db8:51::/48")
+                .endpoint({"fd00:10:244:2::10", 3868, "node2"});
+  const auto table = ProxyTable::build(snapshot6({lb}), options6());
+  EXPECT_EQ(table->decide(ip("2001:db8:113::40"), 3868, ip("2001:db8:51::7")).verdict, Verdict::kForward);
+  EXPECT_EQ(table->decide(ip("2001:db8:113::40"), 3868, ip("2001:db8:52::7")).verdict, Verdict::kDrop);
+}
+
+TEST(AffinityTable6, ClientIpAffinityForIpv6Clients) {
+  auto svc = ServiceBuilder("core", "x", "p", kSctp, "fd00:96::37", 3868)
+                 .affinity(60)
+                 .endpoint({"fd00:10:244:1::10", 3868, "node1"})
+                 .endpoint({"fd00:10:244:2::10", 3868, "node2"});
+  const auto table = ProxyTable::build(snapshot6({svc}), options6());
+  const PortEntry& p = *table->find(svc.info().name);
+  AffinityTable affinity;
+  std::mt19937_64 rng(11);
+  const auto now = AffinityTable::Clock::now();
+  const Target first = *affinity.pick(p, ip("fd00:77::100"), p.cluster, {}, now, rng);
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(*affinity.pick(p, ip("fd00:77::100"), p.cluster, {}, now, rng), first);
+  EXPECT_EQ(affinity.size(), 1u);
+}
+
+}  // namespace v6
 }  // namespace
 }  // namespace kproxy::sctp_userspace
