@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
+#include <netinet/ip6.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -49,18 +50,25 @@ constexpr std::uint8_t kChunkShutdownComplete = 14;
 constexpr std::uint8_t kChunkCookieEcho = 10;
 constexpr std::uint64_t kListenerBit = std::uint64_t{1} << 63;
 
-// One (local IPv4, remote IPv4) pair, network byte order. Its address is the AF_CONN
-// address usrsctp hands back to the output callback, so it never moves or dies while usrsctp
-// may still send on it (kept until idle for a while and unused by any relay).
+// One (local, remote) address pair, both of one family. Its address is the AF_CONN address
+// usrsctp hands back to the output callback, so it never moves or dies while usrsctp may
+// still send on it (kept until idle for a while and unused by any relay).
 struct Path {
-  std::uint32_t local = 0;
-  std::uint32_t remote = 0;
+  IpAddress local;
+  IpAddress remote;
   int relays = 0;
   Clock::time_point last_used;
 };
 
 IpAddress v4(std::uint32_t network_order) { return IpAddress::from_v4(ntohl(network_order)); }
+IpAddress v6(const in6_addr& a) {
+  std::array<std::uint8_t, 16> b{};
+  std::memcpy(b.data(), a.s6_addr, 16);
+  return IpAddress::from_v6(b);
+}
+void to_in6(const IpAddress& ip, in6_addr& out) { std::memcpy(out.s6_addr, ip.bytes().data(), 16); }
 std::uint32_t net(const IpAddress& ip) { return htonl(ip.v4_host_order()); }
+int fam(IpFamily f) { return f == IpFamily::kIPv6 ? 1 : 0; }  // index of per-family arrays
 
 std::string errno_text(int e) { return std::strerror(e); }
 
@@ -109,16 +117,22 @@ struct SctpProxy::Impl {
   };
 
   ProxyOptions options;
-  int raw = -1;
+  int raw = -1;   // IPv4: packets come with their IP header
+  int raw6 = -1;  // IPv6: packets come without it (the destination from IPV6_PKTINFO); -1 without IPv6
   int wake = -1;
   std::thread thread;
   std::atomic<bool> stopping{false};
 
+  // One table per IP family (indexed by fam()): each family's proxier hands over its own, and
+  // the other family's stays.
   std::mutex table_mutex;
-  std::shared_ptr<const ProxyTable> incoming;  // guarded by table_mutex
-  std::shared_ptr<const ProxyTable> table;     // the loop's
+  std::shared_ptr<const ProxyTable> incoming[2];  // guarded by table_mutex
+  bool incoming_set[2] = {false, false};          // guarded by table_mutex
+  std::shared_ptr<const ProxyTable> tables[2];    // the loop's
 
-  std::map<std::pair<std::uint32_t, std::uint32_t>, std::unique_ptr<Path>> paths;
+  const ProxyTable* table(IpFamily f) const { return tables[fam(f)].get(); }
+
+  std::map<std::pair<IpAddress, IpAddress>, std::unique_ptr<Path>> paths;
   std::map<std::uint16_t, struct socket*> listeners;
   std::unordered_map<std::uint64_t, std::unique_ptr<Relay>> relays;
   std::set<std::uint16_t> endpoint_ports;  // bound by endpoint-side sockets
@@ -133,10 +147,10 @@ struct SctpProxy::Impl {
   // What routing says about a remote address: the node address to send from, and the
   // route's MTU. Cleared with each new table (routes change with the cluster).
   struct Route {
-    std::uint32_t source = 0;
+    IpAddress source;
     std::uint32_t mtu = 1500;
   };
-  std::map<std::uint32_t, Route> routes;
+  std::map<IpAddress, Route> routes;
   AffinityTable affinity;
   std::mt19937_64 rng{std::random_device{}()};
   std::vector<std::uint8_t> buffer = std::vector<std::uint8_t>(65536 + 256);
@@ -151,38 +165,68 @@ struct SctpProxy::Impl {
   // --- lower layer ---------------------------------------------------------------------------
 
   // Packets usrsctp emitted during one turn of the loop, sent together by flush_output() with
-  // one sendmmsg (the slots keep their buffers between turns).
+  // one sendmmsg per family's raw socket (the slots keep their buffers between turns).
   struct OutPacket {
-    sockaddr_in to{};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in_pktinfo))] = {};
+    union {
+      sockaddr_in v4;
+      sockaddr_in6 v6;
+    } to{};
+    socklen_t to_len = 0;
+    IpAddress remote;  // for logs
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in6_pktinfo))] = {};
+    std::size_t control_len = 0;
     std::vector<std::uint8_t> data;
   };
   static constexpr std::size_t kOutSlots = 64;
-  std::vector<OutPacket> out = std::vector<OutPacket>(kOutSlots);
-  std::size_t out_count = 0;
+  struct OutQueue {
+    std::vector<OutPacket> slots = std::vector<OutPacket>(kOutSlots);
+    std::size_t count = 0;
+  };
+  OutQueue out[2];  // by fam()
 
   static int output(void* addr, void* data, std::size_t length, std::uint8_t /*tos*/, std::uint8_t /*set_df*/) {
     Impl* self = instance;
     auto* path = static_cast<Path*>(addr);
     if (self == nullptr || path == nullptr) return -1;
     path->last_used = Clock::now();
-    if (self->out_count == kOutSlots) self->flush_output();
-    OutPacket& o = self->out[self->out_count++];
-    o.to = sockaddr_in{};
-    o.to.sin_family = AF_INET;
-    o.to.sin_addr.s_addr = path->remote;
+    const bool is6 = path->remote.is_v6();
+    if (is6 && self->raw6 < 0) return -1;
+    OutQueue& q = self->out[is6 ? 1 : 0];
+    if (q.count == kOutSlots) self->flush_queue(is6 ? 1 : 0);
+    OutPacket& o = q.slots[q.count++];
+    o.remote = path->remote;
     // The source is the path's local address: a Service address (local on lo) toward clients,
-    // the node's address toward endpoints.
+    // the node's address toward endpoints. (The IPv6 raw socket builds the IPv6 header; SCTP's
+    // checksum covers no pseudo-header, so the packet is the same for both families.)
     msghdr m{};
     m.msg_control = o.control;
     m.msg_controllen = sizeof o.control;
     cmsghdr* c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = IPPROTO_IP;
-    c->cmsg_type = IP_PKTINFO;
-    c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
-    in_pktinfo info{};
-    info.ipi_spec_dst.s_addr = path->local;
-    std::memcpy(CMSG_DATA(c), &info, sizeof info);
+    if (is6) {
+      o.to.v6 = sockaddr_in6{};
+      o.to.v6.sin6_family = AF_INET6;
+      to_in6(path->remote, o.to.v6.sin6_addr);
+      o.to_len = sizeof o.to.v6;
+      c->cmsg_level = IPPROTO_IPV6;
+      c->cmsg_type = IPV6_PKTINFO;
+      c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
+      in6_pktinfo info{};
+      to_in6(path->local, info.ipi6_addr);
+      std::memcpy(CMSG_DATA(c), &info, sizeof info);
+      o.control_len = CMSG_SPACE(sizeof(in6_pktinfo));
+    } else {
+      o.to.v4 = sockaddr_in{};
+      o.to.v4.sin_family = AF_INET;
+      o.to.v4.sin_addr.s_addr = net(path->remote);
+      o.to_len = sizeof o.to.v4;
+      c->cmsg_level = IPPROTO_IP;
+      c->cmsg_type = IP_PKTINFO;
+      c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+      in_pktinfo info{};
+      info.ipi_spec_dst.s_addr = net(path->local);
+      std::memcpy(CMSG_DATA(c), &info, sizeof info);
+      o.control_len = CMSG_SPACE(sizeof(in_pktinfo));
+    }
     const auto* bytes = static_cast<const std::uint8_t*>(data);
     o.data.assign(bytes, bytes + length);
     set_sctp_checksum(o.data.data(), o.data.size());  // usrsctp leaves it to us (offload)
@@ -190,40 +234,47 @@ struct SctpProxy::Impl {
   }
 
   void flush_output() {
-    if (out_count == 0) return;
+    flush_queue(0);
+    flush_queue(1);
+  }
+
+  void flush_queue(int family_index) {
+    OutQueue& q = out[family_index];
+    const int fd = family_index == 1 ? raw6 : raw;
+    if (q.count == 0) return;
     mmsghdr msgs[kOutSlots] = {};
     iovec iov[kOutSlots];
-    for (std::size_t i = 0; i < out_count; ++i) {
-      OutPacket& o = out[i];
+    for (std::size_t i = 0; i < q.count; ++i) {
+      OutPacket& o = q.slots[i];
       iov[i] = {o.data.data(), o.data.size()};
       msghdr& m = msgs[i].msg_hdr;
       m.msg_name = &o.to;
-      m.msg_namelen = sizeof o.to;
+      m.msg_namelen = o.to_len;
       m.msg_iov = &iov[i];
       m.msg_iovlen = 1;
       m.msg_control = o.control;
-      m.msg_controllen = sizeof o.control;
+      m.msg_controllen = o.control_len;
     }
     std::size_t sent = 0;
-    while (sent < out_count) {
-      const int n = sendmmsg(raw, msgs + sent, static_cast<unsigned>(out_count - sent), MSG_DONTWAIT);
+    while (sent < q.count) {
+      const int n = sendmmsg(fd, msgs + sent, static_cast<unsigned>(q.count - sent), MSG_DONTWAIT);
       if (n <= 0) {
         // This packet is lost (SCTP retransmits); the rest still go.
-        if (log::v(4)) spdlog::debug("sctp proxy: send to {}: {}", v4(out[sent].to.sin_addr.s_addr).to_string(), errno_text(errno));
+        if (log::v(4)) spdlog::debug("sctp proxy: send to {}: {}", q.slots[sent].remote.to_string(), errno_text(errno));
         ++sent;
         continue;
       }
       sent += static_cast<std::size_t>(n);
       counters.packets_out.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
     }
-    out_count = 0;
+    q.count = 0;
   }
 
   static void upcall(struct socket* /*s*/, void* arg, int /*flags*/) {
     if (instance != nullptr) instance->dirty.push_back(reinterpret_cast<std::uintptr_t>(arg));
   }
 
-  Path* path(std::uint32_t local, std::uint32_t remote) {
+  Path* path(const IpAddress& local, const IpAddress& remote) {
     auto& slot = paths[{local, remote}];
     if (!slot) {
       slot = std::make_unique<Path>();
@@ -240,7 +291,7 @@ struct SctpProxy::Impl {
   // An ABORT answering a packet: for an INIT, with its initiate tag as the verification tag;
   // for anything else out of the blue (RFC 4960 8.4), with the packet's own tag reflected (T
   // bit set).
-  void send_abort(std::uint32_t local, std::uint32_t remote, const std::uint8_t* sctp, std::size_t len) {
+  void send_abort(const IpAddress& local, const IpAddress& remote, const std::uint8_t* sctp, std::size_t len) {
     const bool init = len >= 12 + 20 && sctp[12] == kChunkInit;
     if (!init && len < 12 + 4) return;
     std::uint8_t abort[16] = {};
@@ -259,6 +310,12 @@ struct SctpProxy::Impl {
   static constexpr std::size_t kInSlots = 32;
   static constexpr std::size_t kInSlotBytes = 65536 + 256;
   std::vector<std::uint8_t> in_buffers = std::vector<std::uint8_t>(kInSlots * kInSlotBytes);
+  // IPv6: each packet's source (msg_name) and destination (IPV6_PKTINFO).
+  sockaddr_in6 in_names[kInSlots];
+  struct alignas(cmsghdr) InControl {
+    char bytes[CMSG_SPACE(sizeof(in6_pktinfo)) + 64];
+  };
+  InControl in_controls[kInSlots];
 
   void receive_packets() {
     mmsghdr msgs[kInSlots];
@@ -272,12 +329,48 @@ struct SctpProxy::Impl {
       }
       const int n = recvmmsg(raw, msgs, kInSlots, MSG_DONTWAIT, nullptr);
       if (n <= 0) return;
-      for (int i = 0; i < n; ++i) handle_packet(in_buffers.data() + i * kInSlotBytes, msgs[i].msg_len);
+      for (int i = 0; i < n; ++i) handle_packet4(in_buffers.data() + i * kInSlotBytes, msgs[i].msg_len);
       if (static_cast<std::size_t>(n) < kInSlots) return;
     }
   }
 
-  void handle_packet(std::uint8_t* b, std::size_t n) {
+  void receive_packets6() {
+    mmsghdr msgs[kInSlots];
+    iovec iov[kInSlots];
+    for (int round = 0; round < 8; ++round) {
+      for (std::size_t i = 0; i < kInSlots; ++i) {
+        iov[i] = {in_buffers.data() + i * kInSlotBytes, kInSlotBytes};
+        msgs[i] = mmsghdr{};
+        msghdr& m = msgs[i].msg_hdr;
+        m.msg_iov = &iov[i];
+        m.msg_iovlen = 1;
+        m.msg_name = &in_names[i];
+        m.msg_namelen = sizeof in_names[i];
+        m.msg_control = in_controls[i].bytes;
+        m.msg_controllen = sizeof in_controls[i].bytes;
+      }
+      const int n = recvmmsg(raw6, msgs, kInSlots, MSG_DONTWAIT, nullptr);
+      if (n <= 0) return;
+      for (int i = 0; i < n; ++i) {
+        counters.packets_in.fetch_add(1, std::memory_order_relaxed);
+        msghdr& m = msgs[i].msg_hdr;
+        std::optional<IpAddress> dst;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+          if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+            in6_pktinfo info{};
+            std::memcpy(&info, CMSG_DATA(c), sizeof info);
+            dst = v6(info.ipi6_addr);
+          }
+        }
+        if (!dst || m.msg_namelen < sizeof(sockaddr_in6) || in_names[i].sin6_family != AF_INET6) continue;
+        handle_packet(*dst, v6(in_names[i].sin6_addr), in_buffers.data() + i * kInSlotBytes, msgs[i].msg_len);
+      }
+      if (static_cast<std::size_t>(n) < kInSlots) return;
+    }
+  }
+
+  // IPv4: the raw socket delivers the IP header.
+  void handle_packet4(std::uint8_t* b, std::size_t n) {
     counters.packets_in.fetch_add(1, std::memory_order_relaxed);
     if (n < 20 || (b[0] >> 4) != 4) return;
     const std::size_t ihl = (b[0] & 0x0f) * 4u;
@@ -285,11 +378,16 @@ struct SctpProxy::Impl {
     std::uint32_t src = 0, dst = 0;
     std::memcpy(&src, b + 12, 4);
     std::memcpy(&dst, b + 16, 4);
-    std::uint8_t* sctp = b + ihl;
-    const std::size_t len = static_cast<std::size_t>(n) - ihl;
+    handle_packet(v4(dst), v4(src), b + ihl, static_cast<std::size_t>(n) - ihl);
+  }
+
+  // One SCTP packet (common header first) from `src` to the local address `dst`.
+  void handle_packet(const IpAddress& dst, const IpAddress& src, std::uint8_t* sctp, std::size_t len) {
+    if (len < 12) return;
     const std::uint16_t dport = static_cast<std::uint16_t>(sctp[2] << 8 | sctp[3]);
     const bool ours_as_client = endpoint_ports.contains(dport);
-    if (!ours_as_client && (!table || !table->answers(v4(dst), dport))) return;  // another stack's packet
+    const ProxyTable* tbl = table(dst.family());
+    if (!ours_as_client && (tbl == nullptr || !tbl->answers(dst, dport))) return;  // another stack's packet
     // usrsctp is told the checksum is offloaded: it is checked here, before anything else.
     if (!sctp_checksum_ok(sctp, len)) {
       counters.bad_checksums.fetch_add(1, std::memory_order_relaxed);
@@ -306,20 +404,22 @@ struct SctpProxy::Impl {
     }
     if (!ours_as_client) {
       if (is_init) {
-        const Decision d = table->decide(v4(dst), dport, v4(src));
+        const Decision d = tbl->decide(dst, dport, src);
         // Paths outlive their associations by minutes: bound them too (an INIT flood from
         // many sources), not only the relays.
         const bool full = relays.size() >= options.max_associations ||
                           (known == paths.end() && paths.size() >= 2 * options.max_associations + 1024);
         if (d.verdict == Decision::Verdict::kDrop) {
-          if (log::v(4)) spdlog::debug("sctp proxy: INIT from {} to {}:{} dropped: {}", v4(src).to_string(),
-                                       v4(dst).to_string(), dport, d.reason);
+          if (log::v(4)) {
+            spdlog::debug("sctp proxy: INIT from {} to {} dropped: {}", src.to_string(), join_host_port(dst, dport),
+                          d.reason);
+          }
           return;
         }
         if (d.verdict != Decision::Verdict::kForward || full) {
           if (log::v(2)) {
-            spdlog::info("sctp proxy: INIT from {} to {}:{} refused: {}", v4(src).to_string(), v4(dst).to_string(),
-                         dport, full ? "too many associations" : d.reason);
+            spdlog::info("sctp proxy: INIT from {} to {} refused: {}", src.to_string(), join_host_port(dst, dport),
+                         full ? "too many associations" : d.reason);
           }
           counters.rejected.fetch_add(1, std::memory_order_relaxed);
           send_abort(dst, src, sctp, len);
@@ -362,8 +462,20 @@ struct SctpProxy::Impl {
     usrsctp_set_upcall(s, &Impl::upcall, reinterpret_cast<void*>(static_cast<std::uintptr_t>(id)));
   }
 
+  // Every port either family's table listens on (a listener serves both: its AF_CONN
+  // addresses are paths of either family).
+  bool listen_port(std::uint16_t port) const {
+    for (const auto& t : tables) {
+      if (t && t->listen_ports().contains(port)) return true;
+    }
+    return false;
+  }
+
   void sync_listeners() {
-    const std::set<std::uint16_t> want = table ? table->listen_ports() : std::set<std::uint16_t>{};
+    std::set<std::uint16_t> want;
+    for (const auto& t : tables) {
+      if (t) want.insert(t->listen_ports().begin(), t->listen_ports().end());
+    }
     for (auto it = listeners.begin(); it != listeners.end();) {
       if (want.contains(it->first)) {
         ++it;
@@ -397,24 +509,41 @@ struct SctpProxy::Impl {
 
   // The kernel's answer for `remote` (a connected UDP socket sends nothing): the source address
   // and the route's MTU, cached.
-  std::optional<Route> route(std::uint32_t remote) {
+  std::optional<Route> route(const IpAddress& remote) {
     if (auto it = routes.find(remote); it != routes.end()) return it->second;
-    const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    const bool is6 = remote.is_v6();
+    const int fd = socket(is6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return std::nullopt;
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(9);
-    to.sin_addr.s_addr = remote;
-    sockaddr_in me{};
+    union {
+      sockaddr sa;
+      sockaddr_in v4;
+      sockaddr_in6 v6;
+    } to{}, me{};
+    socklen_t to_len = 0;
+    if (is6) {
+      to.v6.sin6_family = AF_INET6;
+      to.v6.sin6_port = htons(9);
+      to_in6(remote, to.v6.sin6_addr);
+      to_len = sizeof to.v6;
+    } else {
+      to.v4.sin_family = AF_INET;
+      to.v4.sin_port = htons(9);
+      to.v4.sin_addr.s_addr = net(remote);
+      to_len = sizeof to.v4;
+    }
     socklen_t len = sizeof me;
     std::optional<Route> out;
-    if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0 &&
-        getsockname(fd, reinterpret_cast<sockaddr*>(&me), &len) == 0) {
+    if (connect(fd, &to.sa, to_len) == 0 && getsockname(fd, &me.sa, &len) == 0) {
       Route r;
-      r.source = me.sin_addr.s_addr;
+      r.source = is6 ? v6(me.v6.sin6_addr) : v4(me.v4.sin_addr.s_addr);
+      r.mtu = is6 ? 1280 : 1500;
       int mtu = 0;
       socklen_t mtu_len = sizeof mtu;
-      if (getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &mtu_len) == 0 && mtu >= 576) r.mtu = static_cast<std::uint32_t>(mtu);
+      if (is6) {
+        if (getsockopt(fd, IPPROTO_IPV6, IPV6_MTU, &mtu, &mtu_len) == 0 && mtu >= 1280) r.mtu = static_cast<std::uint32_t>(mtu);
+      } else if (getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &mtu_len) == 0 && mtu >= 576) {
+        r.mtu = static_cast<std::uint32_t>(mtu);
+      }
       out = r;
       routes[remote] = r;
     }
@@ -425,16 +554,17 @@ struct SctpProxy::Impl {
   // usrsctp gives AF_CONN paths an MTU of 1280; the route's saves packets. Path MTU discovery
   // stays off: the route's MTU is what the kernel will send. For AF_CONN, usrsctp's path MTU
   // counts what follows the SCTP common header, and it adds the header itself: 1,500 on the
-  // route is 1,468 here (one more byte and every full packet leaves the node in two IP fragments).
+  // route is 1,468 here (one more byte and every full packet leaves the node in two IP fragments);
+  // over IPv6 the header is 40 bytes: 1,500 is 1,448.
   // It applies to associations made after the call: an accepted association takes its
   // listener's, so the listener is set for each client just before its COOKIE ECHO is fed in.
-  void set_path_mtu(struct socket* s, std::uint32_t remote) {
+  void set_path_mtu(struct socket* s, const IpAddress& remote) {
     const auto r = route(remote);
     if (!r) return;
     sctp_paddrparams p{};
     p.spp_assoc_id = SCTP_FUTURE_ASSOC;
     p.spp_flags = SPP_PMTUD_DISABLE;
-    p.spp_pathmtu = r->mtu - 20 - 12;
+    p.spp_pathmtu = r->mtu - (remote.is_v6() ? 40 : 20) - 12;
     usrsctp_setsockopt(s, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &p, sizeof p);
   }
 
@@ -443,7 +573,7 @@ struct SctpProxy::Impl {
     const std::uint32_t span = last - first + 1;
     for (std::uint32_t i = 0; i < span; ++i) {
       const std::uint16_t p = static_cast<std::uint16_t>(first + (next_port + i) % span);
-      if (endpoint_ports.contains(p) || (table && table->listen_ports().contains(p))) continue;
+      if (endpoint_ports.contains(p) || listen_port(p)) continue;
       next_port = static_cast<std::uint16_t>((next_port + i + 1) % span);
       return p;
     }
@@ -490,9 +620,10 @@ struct SctpProxy::Impl {
   // Opens the endpoint side to the next endpoint, or aborts the client when none is left.
   void connect_next(Relay& r) {
     while (static_cast<int>(r.tried.size()) < options.endpoint_attempts) {
-      const PortEntry* port = table ? table->find(r.service) : nullptr;
+      const ProxyTable* tbl = table(r.client_path->local.family());
+      const PortEntry* port = tbl != nullptr ? tbl->find(r.service) : nullptr;
       if (port == nullptr) return finish(r, true, "service port removed");
-      const Decision d = table->decide(v4(r.client_path->local), r.listen_port, r.client_ip);
+      const Decision d = tbl->decide(r.client_path->local, r.listen_port, r.client_ip);
       if (d.verdict != Decision::Verdict::kForward) return finish(r, true, d.reason);
       auto target = affinity.pick(*d.port, r.client_ip, *d.candidates, r.tried, Clock::now(), rng);
       if (!target) break;
@@ -505,9 +636,14 @@ struct SctpProxy::Impl {
   }
 
   bool start_endpoint(Relay& r, const Target& t) {
-    const std::uint32_t ep = net(t.ip);
+    const IpAddress& ep = t.ip;
+    // Single-family end to end: the client's family is the table's, and so the endpoint's.
+    if (ep.family() != r.client_ip.family() || (ep.is_v6() && raw6 < 0)) {
+      spdlog::warn("sctp proxy: endpoint {} is not of the client's family", t.to_string());
+      return false;
+    }
     const auto rt = route(ep);
-    const std::optional<std::uint32_t> src = rt ? std::optional<std::uint32_t>(rt->source) : std::nullopt;
+    const std::optional<IpAddress> src = rt ? std::optional<IpAddress>(rt->source) : std::nullopt;
     const auto port = allocate_port();
     if (!src || !port) {
       spdlog::warn("sctp proxy: no {} toward endpoint {}", !src ? "route" : "free local port", t.to_string());
@@ -571,12 +707,13 @@ struct SctpProxy::Impl {
       r.client_port = ntohs(from.sconn_port);
       if (p != nullptr) ++p->relays;
       if (p != nullptr) flows[Flow{p, port, r.client_port}] = r.id;
-      r.client_ip = p != nullptr ? v4(p->remote) : IpAddress();
+      r.client_ip = p != nullptr ? p->remote : IpAddress();
       relays.emplace(r.id, std::move(relay));
       counters.active.fetch_add(1, std::memory_order_relaxed);
       counters.total.fetch_add(1, std::memory_order_relaxed);
       configure(c, options.streams, options.streams, r.id);
-      if (p == nullptr || !table) {
+      const ProxyTable* tbl = p != nullptr ? table(p->local.family()) : nullptr;
+      if (p == nullptr || tbl == nullptr) {
         finish(r, true, "no path");
         continue;
       }
@@ -588,7 +725,7 @@ struct SctpProxy::Impl {
       }
       r.client_in = st.sstat_instrms;
       r.client_out = st.sstat_outstrms;
-      const Decision d = table->decide(v4(p->local), port, r.client_ip);
+      const Decision d = tbl->decide(p->local, port, r.client_ip);
       if (d.verdict != Decision::Verdict::kForward) {
         finish(r, true, d.reason);
         continue;
@@ -767,19 +904,25 @@ struct SctpProxy::Impl {
   // --- configuration ---------------------------------------------------------------------
 
   void apply_table() {
-    std::shared_ptr<const ProxyTable> next;
+    bool changed[2] = {false, false};
     {
       std::lock_guard lock(table_mutex);
-      next = std::move(incoming);
+      for (int f = 0; f < 2; ++f) {
+        if (!incoming_set[f]) continue;
+        tables[f] = std::move(incoming[f]);
+        incoming[f].reset();
+        incoming_set[f] = false;
+        changed[f] = true;
+      }
     }
-    if (!next) return;
-    table = std::move(next);
+    if (!changed[0] && !changed[1]) return;
     routes.clear();
     sync_listeners();
-    // Associations whose service port or endpoint left the table end on both sides.
+    // Associations whose service port or endpoint left their family's table end on both sides.
     for (auto& [id, r] : relays) {
-      if (r->dead || !r->target) continue;
-      const PortEntry* port = table->find(r->service);
+      if (r->dead || !r->target || !changed[fam(r->client_ip.family())]) continue;
+      const ProxyTable* tbl = table(r->client_ip.family());
+      const PortEntry* port = tbl != nullptr ? tbl->find(r->service) : nullptr;
       if (port == nullptr || !port->serves(*r->target)) {
         if (log::v(2)) {
           spdlog::info("sctp proxy: endpoint {} of {} removed: association {} aborted", r->target->to_string(),
@@ -805,8 +948,8 @@ struct SctpProxy::Impl {
     auto last_collect = last_timer;
     auto last_sweep = last_timer;
     while (!stopping.load()) {
-      pollfd fds[2] = {{raw, POLLIN, 0}, {wake, POLLIN, 0}};
-      poll(fds, 2, relays.empty() ? 100 : 10);
+      pollfd fds[3] = {{raw, POLLIN, 0}, {wake, POLLIN, 0}, {raw6, POLLIN, 0}};  // (a negative fd is skipped)
+      poll(fds, 3, relays.empty() ? 100 : 10);
       const auto now = Clock::now();
       const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now - last_timer).count();
       if (elapsed > 0) {
@@ -819,6 +962,7 @@ struct SctpProxy::Impl {
         apply_table();
       }
       if (fds[0].revents & POLLIN) receive_packets();
+      if (fds[2].revents & POLLIN) receive_packets6();
       run_dirty();
       flush_output();
       if (now - last_sweep > std::chrono::seconds(1)) {
@@ -870,17 +1014,42 @@ Expected<std::unique_ptr<SctpProxy>> SctpProxy::start(const ProxyOptions& option
     }
     return Error("raw SCTP socket: " + errno_text(e));
   }
+  // IPv6: its own raw socket (an IPv6 raw socket delivers no IP header: the destination comes
+  // from IPV6_PKTINFO, and the source of what is sent is set the same way). A kernel without
+  // IPv6 leaves the proxy IPv4-only.
+  int raw6 = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_SCTP);
+  if (raw6 < 0) {
+    const int e = errno;
+    if (e != EAFNOSUPPORT) {
+      close(raw);
+      return Error("raw IPv6 SCTP socket: " + errno_text(e));
+    }
+    spdlog::warn("sctp proxy: no IPv6 on this node ({}): SCTP Services are served over IPv4 only", errno_text(e));
+  } else {
+    const int on = 1;
+    if (setsockopt(raw6, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on) != 0) {
+      const int e = errno;
+      close(raw);
+      close(raw6);
+      return Error("raw IPv6 SCTP socket: IPV6_RECVPKTINFO: " + errno_text(e));
+    }
+  }
   const int big = 4 << 20;
-  setsockopt(raw, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-  setsockopt(raw, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  for (int fd : {raw, raw6}) {
+    if (fd < 0) continue;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  }
   const int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake < 0) {
     close(raw);
+    if (raw6 >= 0) close(raw6);
     return Error("eventfd: " + errno_text(errno));
   }
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->raw = raw;
+  impl->raw6 = raw6;
   impl->wake = wake;
   Impl::instance = impl.get();
   usrsctp_init_nothreads(0, &Impl::output, getenv("KPROXY_USRSCTP_DEBUG") ? &debug_printf : nullptr);
@@ -902,14 +1071,27 @@ SctpProxy::~SctpProxy() {
   (void)!write(impl_->wake, &one, sizeof one);
   if (impl_->thread.joinable()) impl_->thread.join();
   close(impl_->raw);
+  if (impl_->raw6 >= 0) close(impl_->raw6);
   close(impl_->wake);
   Impl::instance = nullptr;
 }
 
 void SctpProxy::update(std::shared_ptr<const ProxyTable> table) {
+  if (!table) return;
+  const IpFamily family = table->family();
+  update(family, std::move(table));
+}
+
+void SctpProxy::update(IpFamily family, std::shared_ptr<const ProxyTable> table) {
+  if (table && table->family() != family) {
+    spdlog::error("sctp proxy: a table of {} handed over as {}'s; ignored", to_string(table->family()),
+                  to_string(family));
+    return;
+  }
   {
     std::lock_guard lock(impl_->table_mutex);
-    impl_->incoming = std::move(table);
+    impl_->incoming[fam(family)] = std::move(table);
+    impl_->incoming_set[fam(family)] = true;
   }
   const std::uint64_t one = 1;
   (void)!write(impl_->wake, &one, sizeof one);

@@ -2,14 +2,16 @@
 // an SCTP Service on usrsctp and relays it over a second association to an endpoint.
 //
 // usrsctp runs without threads (usrsctp_init_nothreads) on its AF_CONN lower layer: one
-// event-loop thread reads SCTP packets from a raw IPv4 socket, hands those addressed to the
-// proxy to usrsctp, drives its timers, and sends what usrsctp emits through the same raw
-// socket. No other SCTP stack of the node is disturbed: only packets to a Service frontend
-// or to one of the proxy's own endpoint-side ports are taken (docs/sctp-userspace.md).
+// event-loop thread reads SCTP packets from a raw IPv4 and a raw IPv6 socket, hands those
+// addressed to the proxy to usrsctp, drives its timers, and sends what usrsctp emits through
+// the raw socket of the packet's family. No other SCTP stack of the node is disturbed: only
+// packets to a Service frontend or to one of the proxy's own endpoint-side ports are taken
+// (docs/sctp-userspace.md). An association is single-family end to end: an IPv6 client
+// reaches an IPv6 frontend and is relayed to an IPv6 endpoint.
 //
-// The proxier hands over a new ProxyTable after each sync (update() never blocks on the
-// loop); new associations use it, and associations whose endpoint left it are aborted on
-// both sides.
+// Each family's proxier hands over a new ProxyTable of its family after each of its syncs
+// (update() never blocks on the loop); the other family's table stays. New associations use
+// it, and associations of that family whose endpoint left it are aborted on both sides.
 #pragma once
 
 #include <atomic>
@@ -59,13 +61,18 @@ struct ProxyStats {
 
 class SctpProxy {
  public:
-  // Opens the raw socket (CAP_NET_RAW: an error that says so otherwise), starts usrsctp and
-  // the loop thread. One per process: usrsctp is process-global.
+  // Opens the raw sockets (CAP_NET_RAW: an error that says so otherwise; a kernel without
+  // IPv6 leaves the proxy IPv4-only, with a warning), starts usrsctp and the loop thread. One
+  // per process: usrsctp is process-global.
   static Expected<std::unique_ptr<SctpProxy>> start(const ProxyOptions& options);
   ~SctpProxy();  // aborts every association and stops the loop
   SctpProxy(const SctpProxy&) = delete;
   SctpProxy& operator=(const SctpProxy&) = delete;
 
+  // Replaces `family`'s table (nullptr: that family has no SCTP frontends any more); the
+  // other family's is kept. A table of another family than `family` is refused (logged).
+  void update(IpFamily family, std::shared_ptr<const ProxyTable> table);
+  // The same for the table's own family (table->family()).
   void update(std::shared_ptr<const ProxyTable> table);
   ProxyStats stats() const;
 
