@@ -326,18 +326,28 @@ void check_canary(FamilyProxier& f) {
 }
 
 // On a single-stack node, says once that objects of the other family are ignored (kube-proxy
-// logs it at startup; kproxy when the first such object arrives, naming it).
-template <typename T>
-class UnservedFamilyNotice : public kproxy::InformerHandler<T> {
+// logs it at startup; kproxy when the first such object arrives, naming it). One notice feeds
+// the Service and the EndpointSlice handlers, so it is said once in all.
+class UnservedFamilyNotice {
  public:
-  using Ptr = typename kproxy::InformerHandler<T>::Ptr;
   explicit UnservedFamilyNotice(std::set<kproxy::IpFamily> served) : served_(std::move(served)) {}
-  void on_add(const Ptr& o) override { check(*o); }
-  void on_update(const Ptr&, const Ptr& o) override { check(*o); }
-  void on_delete(const Ptr&) override {}
-  void on_synced() override {}
+
+  template <typename T>
+  class Handler : public kproxy::InformerHandler<T> {
+   public:
+    using Ptr = typename kproxy::InformerHandler<T>::Ptr;
+    explicit Handler(UnservedFamilyNotice& notice) : notice_(notice) {}
+    void on_add(const Ptr& o) override { notice_.check(*o); }
+    void on_update(const Ptr&, const Ptr& o) override { notice_.check(*o); }
+    void on_delete(const Ptr&) override {}
+    void on_synced() override {}
+
+   private:
+    UnservedFamilyNotice& notice_;
+  };
 
  private:
+  template <typename T>
   void check(const T& o) {
     if (said_ || served_.size() == 2) return;
     std::optional<kproxy::IpFamily> family;
@@ -804,8 +814,9 @@ int main(int argc, char** argv) {
   // node says once that it ignores the other family's objects.
   std::set<IpFamily> served;
   for (const auto& f : families) served.insert(f->family);
-  UnservedFamilyNotice<model::Service> service_notice(served);
-  UnservedFamilyNotice<model::EndpointSlice> slice_notice(served);
+  UnservedFamilyNotice notice(served);
+  UnservedFamilyNotice::Handler<model::Service> service_notice(notice);
+  UnservedFamilyNotice::Handler<model::EndpointSlice> slice_notice(notice);
   std::vector<kproxy::InformerHandler<model::Node>*> node_handlers{&node_health};
   std::vector<kproxy::InformerHandler<model::Service>*> service_handlers{&service_changes, &service_notice};
   std::vector<kproxy::InformerHandler<model::EndpointSlice>*> slice_handlers{&slice_changes, &slice_notice};
