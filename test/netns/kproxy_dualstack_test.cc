@@ -28,6 +28,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -282,6 +283,7 @@ constexpr const char* kV6ItpIp = "fd00:96::13";
 constexpr const char* kV6EmptyIp = "fd00:96::14";
 constexpr const char* kV6StickyIp = "fd00:96::15";
 constexpr const char* kV6NeighbourIp = "fd00:96::16";
+constexpr const char* kV6ChurnIp = "fd00:96::17";
 constexpr const char* kMismatchIp4 = "10.96.1.20";
 constexpr const char* kMismatchIp6 = "fd00:96::20";
 constexpr const char* kMappedIp = "::ffff:10.96.1.21";
@@ -317,6 +319,7 @@ class DualStack : public ::testing::Test {
           add(Svc{.name = "v6itp", .cluster_ips = {kV6ItpIp}, .internal_traffic_policy = "Local"}, std::nullopt, v6);
           add(Svc{.name = "v6empty", .cluster_ips = {kV6EmptyIp}}, std::nullopt, std::nullopt);
           add(Svc{.name = "v6sticky", .cluster_ips = {kV6StickyIp}, .client_ip_affinity = true}, std::nullopt, v6);
+          add(Svc{.name = "v6churn", .cluster_ips = {kV6ChurnIp}}, std::nullopt, v6);
           // Malformed family data next to a good IPv6 Service.
           add(Svc{.name = "v6neighbour", .cluster_ips = {kV6NeighbourIp}}, std::nullopt, v6);
           add(Svc{.name = "mismatch", .cluster_ips = {kMismatchIp4, kMismatchIp6}, .families = {"IPv6", "IPv4"}}, v4,
@@ -490,6 +493,48 @@ TEST_F(DualStack, MetricsAndHealthCoverBothFamilies) {
   EXPECT_NE(health.find("\"IPv4\""), std::string::npos) << health;
   EXPECT_NE(health.find("\"IPv6\""), std::string::npos) << health;
   EXPECT_NE(health.find("HTTP 200"), std::string::npos) << health;
+}
+
+// Conntrack cleanup on IPv6: a UDP or SCTP flow pinned to an endpoint by its conntrack entry
+// moves to the remaining one only because kproxy deletes the entry after the sync that removed
+// the endpoint (the removed pod still runs and would keep answering).
+TEST_F(DualStack, Ipv6UdpAndSctpFlowsMoveOffARemovedEndpoint) {
+  Env& e = env();
+  int port = 40000;
+  for (Proto proto : {Proto::kUdp, Proto::kSctp}) {
+    SCOPED_TRACE(proto_name(proto));
+    const std::string from = at(e.c1->ip6, port++);
+    auto fixed = [&] {
+      return kproxy::testing::run({"ip", "netns", "exec", e.c1->ns, testpeer_binary(), "request", "--proto",
+                                   std::string(proto_name(proto)), "--to", at(kV6ChurnIp), "--bind", from, "--count",
+                                   "1", "--timeout-ms", "2000"});
+    };
+    auto server = [](const RunResult& r) { return r.out.substr(0, r.out.find(' ')); };
+    const auto first = fixed();
+    ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
+    const std::string pinned = server(first);
+    ASSERT_TRUE(pinned == "a1" || pinned == "b2") << first.out;
+    for (int i = 0; i < 3; ++i) {
+      const auto again = fixed();
+      ASSERT_EQ(again.exit_code, 0) << again.err;
+      EXPECT_EQ(server(again), pinned) << again.out;
+    }
+    const bool drop_a1 = pinned == "a1";
+    const std::string other = drop_a1 ? "b2" : "a1";
+    e.api->upsert("endpointslices",
+                  slice_json("v6churn", "IPv6", {drop_a1 ? Ep{e.b2->ip6, 2} : Ep{e.a1->ip6, 1}}, "v6"));
+    std::string last;
+    bool moved = false;
+    for (auto deadline = std::chrono::steady_clock::now() + 10s; !moved && std::chrono::steady_clock::now() < deadline;) {
+      const auto r = fixed();
+      last = r.out + r.err;
+      moved = r.exit_code == 0 && server(r) == other;
+      if (!moved) std::this_thread::sleep_for(200ms);
+    }
+    EXPECT_TRUE(moved) << "still " << last;
+    e.api->upsert("endpointslices", slice_json("v6churn", "IPv6", {{e.a1->ip6, 1}, {e.b2->ip6, 2}}, "v6"));
+    reaches(e.c1->ns, proto, at(kV6ChurnIp), 12, {"a1", "b2"});
+  }
 }
 
 // --cleanup after SIGTERM removes kproxy's chains and sets from both families' tables.
