@@ -4,13 +4,15 @@
 # Builds kproxy and kproxy-testpeer, creates a throwaway two-node cluster in network
 # namespaces (the same topology as test/support/cluster.h), runs kproxy on node1 with the
 # Services of deploy/demo/manifests (KEP-614's SCTP examples: a ClusterIP, a headless and a
-# NodePort Service with TCP, UDP and SCTP ports), sends real traffic through the rules it
-# writes, prints who answered and what source address each pod saw, and removes everything.
+# NodePort Service with TCP, UDP and SCTP ports; and a dual-stack 5G AMF whose NGAP (SCTP) and
+# SBI (TCP) ports answer on an IPv4 and an IPv6 cluster IP), sends real traffic through the
+# rules it writes, prints who answered and what source address each pod saw, and removes
+# everything. Every link carries both families (IPv6 mirrors IPv4 address for address):
 #
-#   switch   bridge br0, node network 192.168.77.0/24
-#   node1    192.168.77.11, pods 10.244.1.0/24, runs kproxy
-#   node2    192.168.77.12, pods 10.244.2.0/24, no proxy
-#   client   192.168.77.100, outside the cluster (no route to pods)
+#   switch   bridge br0, node network 192.168.77.0/24 and fd00:77::/64
+#   node1    192.168.77.11 and fd00:77::11, pods 10.244.1.0/24 and fd00:10:244:1::/64, runs kproxy
+#   node2    192.168.77.12 and fd00:77::12, pods 10.244.2.0/24 and fd00:10:244:2::/64, no proxy
+#   client   192.168.77.100 and fd00:77::100, outside the cluster (no route to pods)
 #
 # Exit status 0 when every expected request was answered by a backend of its Service.
 # The root network namespace is never changed: every address, route, sysctl and iptables
@@ -144,6 +146,9 @@ new_ns() {
   ip netns add "$name"
   namespaces+=("$name")
   nsx "$name" ip link set lo up
+  # No duplicate address detection: IPv6 addresses are usable at once.
+  nsx "$name" sysctl -q -w net.ipv6.conf.all.accept_dad=0
+  nsx "$name" sysctl -q -w net.ipv6.conf.default.accept_dad=0
 }
 
 sw=$prefix-sw
@@ -151,12 +156,15 @@ n1=$prefix-n1
 n2=$prefix-n2
 cl=$prefix-cl
 node_ip() { printf '192.168.77.1%s' "$1"; }
+node_ip6() { printf 'fd00:77::1%s' "$1"; }
 client_ip=192.168.77.100
+client_ip6=fd00:77::100
 
-attach_to_switch() {  # <namespace> <switch port> <cidr>
+attach_to_switch() {  # <namespace> <switch port> <cidr> <IPv6 cidr>
   nsx "$sw" ip link add "$2" type veth peer name eth0 netns "$1"
   nsx "$sw" ip link set "$2" master br0 up
   nsx "$1" ip addr add "$3" dev eth0
+  nsx "$1" ip -6 addr add "$4" dev eth0 nodad
   nsx "$1" ip link set eth0 up
 }
 
@@ -171,28 +179,37 @@ make_cluster() {
   for node in "$n1" "$n2"; do
     # Before the interfaces exist, so that "default" applies to them too.
     for s in net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
-      net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0; do
+      net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0 \
+      net.ipv6.conf.all.forwarding=1; do
       nsx "$node" sysctl -q -w "$s"
     done
   done
   nsx "$cl" sysctl -q -w net.ipv4.conf.all.accept_redirects=0
   nsx "$cl" sysctl -q -w net.ipv4.conf.default.accept_redirects=0
-  attach_to_switch "$n1" n1 "$(node_ip 1)/24"
-  attach_to_switch "$n2" n2 "$(node_ip 2)/24"
-  attach_to_switch "$cl" cl "$client_ip/24"
+  nsx "$cl" sysctl -q -w net.ipv6.conf.all.accept_redirects=0
+  nsx "$cl" sysctl -q -w net.ipv6.conf.default.accept_redirects=0
+  attach_to_switch "$n1" n1 "$(node_ip 1)/24" "$(node_ip6 1)/64"
+  attach_to_switch "$n2" n2 "$(node_ip 2)/24" "$(node_ip6 2)/64"
+  attach_to_switch "$cl" cl "$client_ip/24" "$client_ip6/64"
   nsx "$n1" ip route add 10.244.2.0/24 via "$(node_ip 2)"
   nsx "$n2" ip route add 10.244.1.0/24 via "$(node_ip 1)"
   nsx "$n1" ip route add default via "$client_ip"
   nsx "$n2" ip route add default via "$client_ip"
   nsx "$cl" ip route add 203.0.113.0/24 via "$(node_ip 1)"
+  nsx "$n1" ip -6 route add fd00:10:244:2::/64 via "$(node_ip6 2)"
+  nsx "$n2" ip -6 route add fd00:10:244:1::/64 via "$(node_ip6 1)"
+  nsx "$n1" ip -6 route add default via "$client_ip6"
+  nsx "$n2" ip -6 route add default via "$client_ip6"
 }
 
 declare -A pod_ns pod_node
 
 # ptp pod: eth0 10.244.N.x/32 with a default route via 10.244.N.1 on-link; the host end of
-# the veth stays in the node with 10.244.N.1/32 and a /32 route to the pod.
+# the veth stays in the node with 10.244.N.1/32 and a /32 route to the pod. The same in IPv6:
+# fd00:10:244:N::x/128 via fd00:10:244:N::1.
 add_pod() {  # <name> <node 1|2> <ip>
-  local name=$1 node=$2 ip=$3 gw=10.244.$2.1 nns host=vp-$1
+  local name=$1 node=$2 ip=$3 gw=10.244.$2.1 gw6=fd00:10:244:$2::1 ip6 nns host=vp-$1
+  ip6=fd00:10:244:$2::${ip##*.}
   nns=$([ "$node" = 1 ] && echo "$n1" || echo "$n2")
   new_ns "p-$name"
   local pns=$prefix-p-$name
@@ -206,6 +223,11 @@ add_pod() {  # <name> <node 1|2> <ip>
   nsx "$nns" ip addr add "$gw/32" dev "$host"
   nsx "$nns" ip link set "$host" up
   nsx "$nns" ip route add "$ip/32" dev "$host"
+  nsx "$pns" ip -6 addr add "$ip6/128" dev eth0 nodad
+  nsx "$pns" ip -6 route add "$gw6" dev eth0
+  nsx "$pns" ip -6 route add default via "$gw6" dev eth0
+  nsx "$nns" ip -6 addr add "$gw6/128" dev "$host" nodad
+  nsx "$nns" ip -6 route add "$ip6/128" dev "$host"
 }
 
 start_bg() {  # <log name> <namespace> <argv...>: started in the background, logged to $tmp
@@ -222,8 +244,11 @@ serve() {  # <pod> <peer flags...>
   if [[ " $* " == *" --sctp "* ]]; then
     # Every usrsctp stack of a namespace sees every SCTP packet of it and answers packets of
     # other stacks' associations with an ABORT (T bit set): drop those, as cluster.cc does.
-    nsx "${pod_ns[$pod]}" iptables -w -A OUTPUT -p sctp -m sctp --chunk-types any \
-      ABORT:T,SHUTDOWN_COMPLETE:T -j DROP
+    local tool
+    for tool in iptables ip6tables; do
+      nsx "${pod_ns[$pod]}" "$tool" -w -A OUTPUT -p sctp -m sctp --chunk-types any \
+        ABORT:T,SHUTDOWN_COMPLETE:T -j DROP
+    done
   fi
   start_bg "peer-$pod" "${pod_ns[$pod]}" "$peer_bin" serve --name "$pod" "$@"
   local deadline=$((SECONDS + 5))
@@ -254,6 +279,8 @@ probe() {
     [ -n "$name" ] || continue
     n=$((n + 1))
     src=${src%:*}
+    src=${src#[}
+    src=${src%]}
     [ -n "${answers[$name]:-}" ] || order+=("$name")
     answers[$name]=$((${answers[$name]:-0} + 1))
     [ -n "${sources[$src]:-}" ] || src_order+=("$src")
@@ -330,19 +357,23 @@ add_pod pgw-1 1 10.244.1.12
 add_pod mme-2 2 10.244.2.10
 add_pod hss-1 2 10.244.2.11
 add_pod pgw-2 2 10.244.2.12
-say "   node1 $(node_ip 1): a 10.244.1.10, mme-1 10.244.1.11, pgw-1 10.244.1.12   (kproxy)"
-say "   node2 $(node_ip 2): mme-2 10.244.2.10, hss-1 10.244.2.11, pgw-2 10.244.2.12"
-say "   client $client_ip (outside the cluster)"
+add_pod amf-1 1 10.244.1.13
+add_pod amf-2 2 10.244.2.13
+say "   node1 $(node_ip 1) $(node_ip6 1): a .10, mme-1 .11, pgw-1 .12, amf-1 .13 in 10.244.1.0/24 and fd00:10:244:1::/64   (kproxy)"
+say "   node2 $(node_ip 2) $(node_ip6 2): mme-2 .10, hss-1 .11, pgw-2 .12, amf-2 .13 in 10.244.2.0/24 and fd00:10:244:2::/64"
+say "   client $client_ip $client_ip6 (outside the cluster)"
 
 serve mme-1 --sctp 36412
 serve mme-2 --sctp 36412
 serve hss-1 --sctp 3868
 serve pgw-1 --sctp 13868 --tcp 13868 --udp 12123
 serve pgw-2 --sctp 13868 --tcp 13868 --udp 12123
+serve amf-1 --sctp 38412 --tcp 8080
+serve amf-2 --sctp 38412 --tcp 8080
 
 say "== kproxy on node1, log: $tmp/kproxy.log"
 nsx "$n1" "$kproxy_bin" --manifests "$manifests" --hostname-override node1 \
-  --cluster-cidr 10.244.0.0/16 --healthz-bind-address 127.0.0.1:10256 \
+  --cluster-cidr 10.244.0.0/16,fd00:10:244::/48 --healthz-bind-address 127.0.0.1:10256 \
   --metrics-bind-address 127.0.0.1:10249 --v=2 >"$tmp/kproxy.log" 2>&1 </dev/null &
 pids+=("$!")
 kproxy_pid=$!
@@ -359,7 +390,8 @@ while :; do
   # The sync is over (rules, the jumps from the built-in chains, conntrack cleanup) when
   # kproxy logs it (--v=2); traffic sent earlier could pass before the jumps and pin an
   # un-NATed conntrack entry.
-  if [ -n "$flavour" ] && kproxy_log | grep -q -E 'synced [0-9]+ service ports' &&
+  # Both families (IPv4, then IPv6) have synced.
+  if [ -n "$flavour" ] && kproxy_log | grep -q -E 'synced [0-9]+ service ports of IPv6' &&
     nsx "$n1" "iptables-$flavour-save" -t nat 2>/dev/null | grep -q '^:KUBE-SVC-'; then
     break
   fi
@@ -382,6 +414,11 @@ probe "client (outside)" "$cl" udp "$(node_ip 1):32123" 4 "pgw-1 pgw-2"
 probe "client (outside)" "$cl" sctp "$(node_ip 1):30868" 4 "pgw-1 pgw-2"
 probe "pod a (node1)" "${pod_ns[a]}" sctp 10.244.2.11:3868 1 "hss-1"
 rows[-1]=${rows[-1]/|10.244.2.11:3868|/|10.244.2.11:3868 (hss pod)|}
+# The dual-stack AMF: each cluster IP reaches both AMF pods over its own family.
+probe "pod a (node1)" "${pod_ns[a]}" sctp 10.96.0.40:38412 4 "amf-1 amf-2"
+probe "pod a (node1)" "${pod_ns[a]}" sctp "[fd00:96::40]:38412" 4 "amf-1 amf-2"
+probe "pod a (node1)" "${pod_ns[a]}" tcp "[fd00:96::40]:80" 4 "amf-1 amf-2"
+probe "client (outside)" "$cl" sctp "[$(node_ip6 1)]:30412" 4 "amf-1 amf-2"
 
 nat=$(save_nat)
 headless=ok
@@ -403,6 +440,9 @@ fi
 say ""
 say "== rules (node1: iptables-$flavour-save -t nat | grep -E 'KUBE-(SERVICES|NODEPORTS)')"
 grep -E 'KUBE-(SERVICES|NODEPORTS)' <<<"$nat" || true
+say ""
+say "== IPv6 rules (node1: ip6tables-$flavour-save -t nat | grep -E 'KUBE-(SERVICES|NODEPORTS)')"
+nsx "$n1" "ip6tables-$flavour-save" -t nat | grep -E 'KUBE-(SERVICES|NODEPORTS)' || true
 say ""
 if [ "$failures" -ne 0 ]; then
   say "demo: $failures check(s) failed; kproxy log: $tmp/kproxy.log" >&2

@@ -794,7 +794,7 @@ int main(int argc, char** argv) {
         }
       }
       if (kproxy::log::v(2)) {
-        spdlog::info("synced {} {} service ports ({} changed) in {} ms", report.snapshot->service_ports.size(),
+        spdlog::info("synced {} service ports of {} ({} changed) in {} ms", report.snapshot->service_ports.size(),
                      kproxy::to_string(family), report.changed_ports,
                      std::chrono::duration_cast<std::chrono::milliseconds>(report.duration).count());
       }
