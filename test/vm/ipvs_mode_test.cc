@@ -4,7 +4,8 @@
 // cluster IPs from a pod and through their NodePorts from outside the cluster (which needs the
 // IPVS layout's masquerade for the endpoint on node 2); IPVS, kube-ipvs0, the sets and the
 // rules read as kube-proxy's IPVS mode writes them; kernel-SCTP associations (plain SCTP
-// sockets) go through an SCTP Service too; then --cleanup leaves none of them.
+// sockets) go through an SCTP Service too; dual-stack Services answer on both families (an
+// IpvsMode per family); then --cleanup leaves none of them, in either family.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -42,6 +43,26 @@ std::string service(const std::string& name, const std::string& proto, const std
          "]\n  conditions: {ready: true}\n  nodeName: node2\n---\n";
 }
 
+// A dual-stack NodePort Service (issue 10): an IPv4 and an IPv6 cluster IP, one
+// EndpointSlice per family, endpoints a (node 1) and c (node 2) on both.
+std::string dual_stack_service(const std::string& name, const std::string& proto, const std::string& ip4,
+                               const std::string& ip6, int node_port, const Pod& a, const Pod& c) {
+  std::string out = "apiVersion: v1\nkind: Service\nmetadata: {name: " + name + ", namespace: ns}\n"
+                    "spec:\n  type: NodePort\n  clusterIP: " + ip4 + "\n  clusterIPs: [" + ip4 + ", \"" + ip6 +
+                    "\"]\n  ipFamilies: [IPv4, IPv6]\n  ipFamilyPolicy: RequireDualStack\n  ports:\n"
+                    "  - {name: p, protocol: " + proto + ", port: 80, targetPort: " + std::to_string(kPodPort) +
+                    ", nodePort: " + std::to_string(node_port) + "}\n---\n";
+  for (const bool v6 : {false, true}) {
+    out += "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: " + name + (v6 ? "-v6" : "-v4") +
+           "\n  namespace: ns\n  labels: {kubernetes.io/service-name: " + name + "}\naddressType: " +
+           (v6 ? "IPv6" : "IPv4") + "\nports:\n- {name: p, protocol: " + proto + ", port: " +
+           std::to_string(kPodPort) + "}\nendpoints:\n- addresses: [\"" + (v6 ? a.ip6 : a.ip) +
+           "\"]\n  conditions: {ready: true}\n  nodeName: node1\n- addresses: [\"" + (v6 ? c.ip6 : c.ip) +
+           "\"]\n  conditions: {ready: true}\n  nodeName: node2\n---\n";
+  }
+  return out;
+}
+
 class IpvsModeVmTest : public ::testing::TestWithParam<Proto> {
  protected:
   static void SetUpTestSuite() {
@@ -61,8 +82,10 @@ class IpvsModeVmTest : public ::testing::TestWithParam<Proto> {
     const std::string dir = "/run/kproxy-ipvs-manifests";
     ::mkdir(dir.c_str(), 0755);
     std::ofstream(dir + "/node.yaml") << "apiVersion: v1\nkind: Node\nmetadata: {name: node1}\nspec:\n  podCIDRs: [\""
-                                      << cluster_->pod_cidr(1) << "\"]\nstatus:\n  addresses:\n  - {type: InternalIP, "
-                                      << "address: " << cluster_->node_ip(1) << "}\n";
+                                      << cluster_->pod_cidr(1) << "\", \"" << cluster_->pod_cidr6(1)
+                                      << "\"]\nstatus:\n  addresses:\n  - {type: InternalIP, "
+                                      << "address: " << cluster_->node_ip(1) << "}\n  - {type: InternalIP, address: \""
+                                      << cluster_->node_ip6(1) << "\"}\n";
     std::ofstream(dir + "/svc.yaml") << service("web", "TCP", "10.96.0.10", 30080, *a_, *c_)
                                      << service("dns", "UDP", "10.96.0.11", 30081, *a_, *c_)
                                      << service("amf", "SCTP", "10.96.0.12", 30082, *a_, *c_)
@@ -76,10 +99,14 @@ class IpvsModeVmTest : public ::testing::TestWithParam<Proto> {
                                                 "status: {loadBalancer: {ingress: [{ip: 203.0.113.15}]}}\n")
                                      << service("lb-shut", "TCP", "10.96.0.16", 30086, *a_, *c_, kPodPort,
                                                 "  loadBalancerSourceRanges: [198.51.100.0/24]\n",
-                                                "status: {loadBalancer: {ingress: [{ip: 203.0.113.16}]}}\n");
+                                                "status: {loadBalancer: {ingress: [{ip: 203.0.113.16}]}}\n")
+                                     // Dual-stack, one per protocol (the IPv6 side of the node).
+                                     << dual_stack_service("web-ds", "TCP", "10.96.0.20", "fd00:10:96::20", 30090, *a_, *c_)
+                                     << dual_stack_service("dns-ds", "UDP", "10.96.0.21", "fd00:10:96::21", 30091, *a_, *c_)
+                                     << dual_stack_service("amf-ds", "SCTP", "10.96.0.22", "fd00:10:96::22", 30092, *a_, *c_);
     kproxy_ = &cluster_->start(cluster_->node_ns(1),
                                {KPROXY_BINARY, "--proxy-mode=ipvs", "--manifests=" + dir, "--hostname-override=node1",
-                                "--cluster-cidr=10.244.0.0/16", "--v=2"});
+                                "--cluster-cidr=10.244.0.0/16,fd00:10:244::/48", "--v=2"});
     for (const auto deadline = std::chrono::steady_clock::now() + 60s; std::chrono::steady_clock::now() < deadline;
          std::this_thread::sleep_for(100ms)) {
       if (kproxy_->stderr_text().find("ipvs full sync") != std::string::npos) {
@@ -173,6 +200,48 @@ TEST_P(IpvsModeVmTest, ExternalIpsAndLoadBalancerSourceRangesFromOutside) {
   EXPECT_TRUE(shut.lines.empty());
 }
 
+// Dual-stack (issue 10): kproxy serves both families, an IpvsMode per family sharing one
+// IPVS and one kube-ipvs0. A dual-stack Service answers on its IPv6 cluster IP from a pod and
+// on the node's IPv6 address (NodePort) from outside, from both nodes' endpoints, as on its
+// IPv4 cluster IP; IPVS, kube-ipvs0, the KUBE-6- sets and ip6tables hold the IPv6 layout, and
+// iptables none of it. (Before the kernel-SCTP test: SCTP here is usrsctp.)
+TEST_P(IpvsModeVmTest, DualStackServicesAnswerOnBothFamilies) {
+  const std::string n = std::to_string(index());
+  const std::string v6_cluster = "[fd00:10:96::2" + n + "]:80";
+  const std::string v6_node_port = "[" + cluster_->node_ip6(1) + "]:3009" + n;
+  EXPECT_EQ(answering(b_->ns, "10.96.0.2" + n + ":80", 8), (std::set<std::string>{"a", "c"}));
+  EXPECT_EQ(answering(b_->ns, v6_cluster, 8), (std::set<std::string>{"a", "c"})) << kproxy_->stderr_text();
+  EXPECT_EQ(answering(cluster_->client_ns(), v6_node_port, 8), (std::set<std::string>{"a", "c"}))
+      << TestCluster::exec(cluster_->node_ns(1), {"ipvsadm", "-Ln"}).out
+      << TestCluster::exec(cluster_->node_ns(1), {"ip6tables-save"}).out;
+  if (GetParam() != Proto::kTcp) return;
+  const std::string node1 = cluster_->node_ns(1);
+  const std::string ipvs = TestCluster::exec(node1, {"ipvsadm", "-Ln"}).out;
+  for (const std::string& vs : std::vector<std::string>{"[fd00:10:96::20]:80 rr", "[" + cluster_->node_ip6(1) + "]:30090 rr",
+                                                         "10.96.0.20:80 rr"}) {
+    EXPECT_NE(ipvs.find(vs), std::string::npos) << vs << "\n" << ipvs;
+  }
+  const std::string addrs = TestCluster::exec(node1, {"ip", "-o", "addr", "show", "dev", "kube-ipvs0"}).out;
+  for (const char* a : {"fd00:10:96::20/128", "10.96.0.20/32", "10.96.0.10/32"}) {
+    EXPECT_NE(addrs.find(a), std::string::npos) << a << "\n" << addrs;
+  }
+  const std::string sets = TestCluster::exec(node1, {"ipset", "save"}).out;
+  for (const char* e : {"create KUBE-6-CLUSTER-IP hash:ip,port family inet6", "add KUBE-6-CLUSTER-IP fd00:10:96::20,tcp:80",
+                        "add KUBE-6-NODE-PORT-TCP 30090", "add KUBE-6-IPVS-IPS fd00:10:96::20",
+                        "add KUBE-CLUSTER-IP 10.96.0.20,tcp:80"}) {
+    EXPECT_NE(sets.find(e), std::string::npos) << e << "\n" << sets;
+  }
+  EXPECT_EQ(sets.find("add KUBE-CLUSTER-IP fd00"), std::string::npos) << sets;
+  const std::string rules6 = TestCluster::exec(node1, {"ip6tables-save"}).out;
+  for (const char* r : {"-A KUBE-SERVICES -s ::1/128 -j RETURN", "--match-set KUBE-6-NODE-PORT-TCP dst -j KUBE-MARK-MASQ",
+                        "--match-set KUBE-6-IPVS-IPS dst -j REJECT",
+                        "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES"}) {
+    EXPECT_NE(rules6.find(r), std::string::npos) << r << "\n" << rules6;
+  }
+  const std::string rules4 = TestCluster::exec(node1, {"iptables-save"}).out;
+  EXPECT_EQ(rules4.find("KUBE-6-"), std::string::npos) << rules4;
+}
+
 // Kernel SCTP through IPVS: kproxy-vm-sctp servers (plain SCTP sockets, which load the sctp
 // module; after the usrsctp tests, which a loaded module would disturb) behind an SCTP
 // Service, from a pod and from outside.
@@ -213,9 +282,12 @@ TEST_P(IpvsModeVmTest, ZCleanupLeavesNothing) {
   EXPECT_NE(TestCluster::exec(node1, {"ip", "link", "show", "kube-ipvs0"}).exit_code, 0);
   const std::string sets = TestCluster::exec(node1, {"ipset", "list", "-n"}).out;
   EXPECT_EQ(sets.find("KUBE-"), std::string::npos) << sets;
-  const std::string rules = TestCluster::exec(node1, {"iptables-save"}).out;
-  EXPECT_EQ(rules.find("KUBE-IPVS-FILTER"), std::string::npos) << rules;
-  EXPECT_EQ(rules.find("KUBE-SERVICES"), std::string::npos) << rules;
+  for (const char* save : {"iptables-save", "ip6tables-save"}) {
+    const std::string rules = TestCluster::exec(node1, {save}).out;
+    EXPECT_EQ(rules.find("KUBE-IPVS-FILTER"), std::string::npos) << save << "\n" << rules;
+    EXPECT_EQ(rules.find("KUBE-SERVICES"), std::string::npos) << save << "\n" << rules;
+  }
+  EXPECT_EQ(ipvs.find("fd00:10:96::"), std::string::npos) << ipvs;
 }
 
 INSTANTIATE_TEST_SUITE_P(Protocols, IpvsModeVmTest, ::testing::Values(Proto::kTcp, Proto::kUdp, Proto::kSctp),
