@@ -237,7 +237,7 @@ const std::vector<Flag>& flags() {
       {"iptables-applier", 0, "string", "auto", Scope::kConfig, "kproxy.iptablesApplier", false,
        "kproxy: how iptables mode writes its rules: \"restore\" (iptables-restore), \"libiptc\" (in-process, "
        "legacy-iptables nodes only) or \"auto\" (libiptc where the node's iptables is legacy, iptables-restore where "
-       "it is nft).",
+       "it is nft). libiptc writes IPv4 only: IPv6 rules always go through ip6tables-restore.",
        "",
        [](State& s, const std::vector<std::string>& v) -> Status {
          auto a = parse_iptables_applier(last(v));
