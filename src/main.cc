@@ -170,9 +170,18 @@ kproxy::iptables::IptablesProxierOptions iptables_options(const kproxy::config::
         }
       }
       if (!o.render.local_detector.implemented()) {
-        spdlog::warn("detect-local-mode ClusterCIDR without an {} --cluster-cidr: {} traffic from outside the "
-                     "cluster to cluster IPs is not masqueraded",
-                     kproxy::to_string(family), kproxy::to_string(family));
+        // kube-proxy's getLocalDetectors: a warning without any cluster CIDR, a note when the
+        // CIDRs given are of the other family only (a single-stack cluster on a dual-stack node).
+        if (config.cluster_cidrs.empty()) {
+          if (family == kproxy::IpFamily::kIPv4) {
+            spdlog::warn("detect-local-mode ClusterCIDR without --cluster-cidr: traffic from outside the cluster to "
+                         "cluster IPs is not masqueraded");
+          }
+        } else {
+          spdlog::info("detect-local-mode ClusterCIDR: no {} --cluster-cidr, so {} traffic from outside the cluster "
+                       "to cluster IPs is not masqueraded",
+                       kproxy::to_string(family), kproxy::to_string(family));
+        }
       }
       break;
     case LocalMode::kNodeCidr: o.local_detector_from_node_cidr = true; break;
@@ -205,8 +214,9 @@ kproxy::iptables::IptablesProxierOptions iptables_options(const kproxy::config::
   return o;
 }
 
-// --sctp-userspace-mode, after each successful sync: the proxy's table from the snapshot, its
-// Service addresses made local, then the table handed over (the proxy never blocks this).
+// --sctp-userspace-mode, after each successful sync of one family: the proxy's table of that
+// family from its snapshot, its Service addresses made local, then the table handed over (the
+// proxy never blocks this).
 void update_sctp_proxy(kproxy::sctp_userspace::SctpProxy& proxy, kproxy::sctp_userspace::ServiceAddresses& addresses,
                        const kproxy::proxier::Snapshot& snapshot, const kproxy::iptables::RenderOptions& render) {
   kproxy::sctp_userspace::TableOptions o;
@@ -218,12 +228,16 @@ void update_sctp_proxy(kproxy::sctp_userspace::SctpProxy& proxy, kproxy::sctp_us
   }
   o.node_port_ips = render.node_port_ips;
   auto table = kproxy::sctp_userspace::ProxyTable::build(snapshot, o);
-  if (auto s = addresses.ensure(table->service_addresses()); !s.ok()) spdlog::error("SCTP userspace mode: {}", s.message());
-  if (kproxy::log::v(3)) {
-    spdlog::info("SCTP userspace mode: {} SCTP service ports, {} addresses, {} ports", table->port_count(),
-                 table->service_addresses().size(), table->listen_ports().size());
+  // Only this family's addresses and table: the other family's sync keeps its own.
+  if (auto s = addresses.ensure(snapshot.family, table->service_addresses()); !s.ok()) {
+    spdlog::error("SCTP userspace mode: {}", s.message());
   }
-  proxy.update(std::move(table));
+  if (kproxy::log::v(3)) {
+    spdlog::info("SCTP userspace mode ({}): {} SCTP service ports, {} addresses, {} ports",
+                 kproxy::to_string(snapshot.family), table->port_count(), table->service_addresses().size(),
+                 table->listen_ports().size());
+  }
+  proxy.update(snapshot.family, std::move(table));
 }
 
 // kube-proxy's CanUseIPVSProxier: unless a virtual service already uses the scheduler (a
@@ -589,14 +603,13 @@ int main(int argc, char** argv) {
                     s.message());
     }
     // kube-proxy's NewProxier: conntrack for IPVS'd packets (MASQUERADE needs it), connections
-    // to deleted real servers expire, forwarding on (both families); strict ARP on request.
+    // to deleted real servers expire, IPv4 forwarding on; strict ARP on request. IPv6
+    // forwarding is left to the node, as kube-proxy leaves it (turning it on makes the kernel
+    // ignore router advertisements); it is checked below.
     std::vector<std::pair<const char*, const char*>> sysctls = {{"net.ipv4.vs.conntrack", "1"},
                                                                 {"net.ipv4.vs.expire_nodest_conn", "1"},
                                                                 {"net.ipv4.vs.expire_quiescent_template", "1"},
                                                                 {"net.ipv4.ip_forward", "1"}};
-    for (const auto& f : families) {
-      if (f->family == IpFamily::kIPv6) sysctls.push_back({"net.ipv6.conf.all.forwarding", "1"});
-    }
     if (config.ipvs.strict_arp) {
       sysctls.push_back({"net.ipv4.conf.all.arp_ignore", "1"});
       sysctls.push_back({"net.ipv4.conf.all.arp_announce", "2"});
@@ -619,6 +632,15 @@ int main(int argc, char** argv) {
     spdlog::info("IPVS: scheduler {}, virtual service addresses on {}", scheduler, kproxy::ipvs::kDummyDevice);
   }
   for (auto& f : families) {
+    if (f->family == IpFamily::kIPv6) {
+      // Service traffic to pods is forwarded; kproxy, like kube-proxy, does not turn IPv6
+      // forwarding on (the CNI does), but says when it is off.
+      if (auto forwarding = kproxy::kernel::read_sysctl("net.ipv6.conf.all.forwarding");
+          forwarding.ok() && *forwarding == "0") {
+        spdlog::info("net.ipv6.conf.all.forwarding is 0: IPv6 Service traffic to pods on other hosts will not be "
+                     "forwarded until the node (or its CNI plugin) turns it on");
+      }
+    }
     f->ipt_options = iptables_options(config, f->family);
     if (f->family == IpFamily::kIPv4 && f->ipt_options.render.localhost_nodeports) {
       if (auto s = kproxy::kernel::write_sysctl("net.ipv4.conf.all.route_localnet", "1"); !s.ok()) {
@@ -774,7 +796,7 @@ int main(int argc, char** argv) {
         if (other_family->synced) synced.push_back(other_family->synced.get());
       }
       sync_service_health(service_health, synced);
-      if (sctp_proxy && family == IpFamily::kIPv4) {
+      if (sctp_proxy) {
         update_sctp_proxy(*sctp_proxy, sctp_addresses, *report.snapshot,
                           ipvs_mode ? f.ipt_options.render : f.iptables->last_render_options());
       }
