@@ -12,6 +12,7 @@
 //    families; malformed family data refused with the rest working; per-family metrics and
 //    health; --cleanup clearing both families.
 //  - Ipv6Only: a single-stack IPv6 cluster (IPv6 cluster CIDR, Node and Services only).
+//  - SctpUserspaceDualStack: --sctp-userspace-mode on a dual-stack node.
 //  - NoIpv6: a node whose ip6tables does not work (a PATH entry that shadows it): kproxy
 //    serves IPv4, says once that it ignores IPv6, and IPv6 Services get no rules.
 //
@@ -599,6 +600,62 @@ TEST_F(Ipv6Only, ClusterIpAndNodePortCarryTcpUdpAndSctp) {
   // The IPv4 side has nothing to serve: no service rule in iptables.
   const std::string v4 = TestCluster::exec(e.node1(), {"iptables-nft-save", "-t", "nat"}).out;
   EXPECT_EQ(v4.find("KUBE-SVC-"), std::string::npos) << v4;
+}
+
+// ---- Userspace SCTP on a dual-stack node ---------------------------------------------------
+
+class SctpUserspaceDualStack : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!can_create_netns()) GTEST_SKIP() << "needs root and iproute2 (netns tier)";
+    env_ = std::make_unique<Env>();
+    const std::string error = env_->start(
+        "kpus6",
+        [](Env& e) {
+          const auto& c = *e.cluster;
+          e.api->upsert("nodes", node_json({c.node_ip(1), c.node_ip6(1)}, {c.pod_cidr(1), c.pod_cidr6(1)}));
+          e.api->upsert("services", service_json(Svc{.name = "dual", .cluster_ips = {kDualIp4, kDualIp6},
+                                                     .type = "NodePort", .node_port_base = kDualNodePorts}));
+          e.api->upsert("endpointslices", slice_json("dual", "IPv4", {{e.a1->ip, 1}, {e.b2->ip, 2}}, "v4"));
+          e.api->upsert("endpointslices", slice_json("dual", "IPv6", {{e.a1->ip6, 1}, {e.b2->ip6, 2}}, "v6"));
+        },
+        {"--cluster-cidr=10.244.0.0/16,fd00:10:244::/48", "--sctp-userspace-mode"}, kDualIp6);
+    ASSERT_EQ(error, "");
+  }
+  void TearDown() override {
+    if (HasFailure() && env_) env_->dump_on_failure();
+  }
+  std::unique_ptr<Env> env_;
+};
+
+// --sctp-userspace-mode on a dual-stack node: SCTP Service ports of both families are served
+// by the usrsctp proxy (IPv6 through its raw IPv6 socket), steered by Service addresses made
+// local on lo, while neither iptables nor ip6tables names SCTP; TCP stays in the rules. Both
+// families' addresses stay on lo together (each family's sync keeps the other's).
+TEST_F(SctpUserspaceDualStack, SctpOnBothFamiliesThroughTheProxyAndNoRuleNamesSctp) {
+  Env& e = *env_;
+  for (const bool v6 : {false, true}) {
+    SCOPED_TRACE(v6 ? "IPv6" : "IPv4");
+    RequestResult in = reaches(e.c1->ns, Proto::kSctp, at(v6 ? kDualIp6 : kDualIp4), 12, {"a1", "b2"});
+    ASSERT_TRUE(answered(in, 12)) << describe(in);
+    const std::string node_port =
+        at(v6 ? e.cluster->node_ip6(1) : e.cluster->node_ip(1), kDualNodePorts + proto_index(Proto::kSctp));
+    RequestResult out = reaches(e.outside(), Proto::kSctp, node_port, 8, {"a1", "b2"});
+    ASSERT_TRUE(answered(out, 8)) << describe(out);
+    RequestResult echo =
+        TestCluster::request(e.c1->ns, Proto::kSctp, at(v6 ? kDualIp6 : kDualIp4), 5000, 2, {"--echo-check", "1"});
+    EXPECT_TRUE(answered(echo, 2)) << describe(echo);
+    RequestResult tcp = reaches(e.c1->ns, Proto::kTcp, at(v6 ? kDualIp6 : kDualIp4), 8, {"a1", "b2"});
+    EXPECT_TRUE(answered(tcp, 8)) << describe(tcp);
+  }
+  for (const char* save : {"iptables-nft-save", "ip6tables-nft-save"}) {
+    const std::string rules = TestCluster::exec(e.node1(), {save}).out;
+    EXPECT_EQ(rules.find("-p sctp"), std::string::npos) << save << "\n" << rules;
+    EXPECT_EQ(rules.find("-m sctp"), std::string::npos) << save << "\n" << rules;
+  }
+  const std::string lo = TestCluster::exec(e.node1(), {"ip", "addr", "show", "dev", "lo"}).out;
+  EXPECT_NE(lo.find(std::string(kDualIp4) + "/32"), std::string::npos) << lo;
+  EXPECT_NE(lo.find(std::string(kDualIp6) + "/128"), std::string::npos) << lo;
 }
 
 // ---- A node without working ip6tables -------------------------------------------------------
