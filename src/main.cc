@@ -25,6 +25,7 @@
 #include "kproxy/iptables/maintenance.h"
 #include "kproxy/iptables/proxier.h"
 #include "kproxy/proxier/conntrack_cleanup.h"
+#include "kproxy/proxier/family_split.h"
 #include "kproxy/ipvs/mode.h"
 #include "kproxy/ipvs/netlink_ipvs.h"
 #include "kproxy/kernel/exec_iptables_runner.h"
@@ -163,11 +164,8 @@ kproxy::iptables::IptablesProxierOptions iptables_options(const kproxy::config::
   switch (config.detect_local_mode) {
     case LocalMode::kUnset:
     case LocalMode::kClusterCidr:
-      for (const auto& c : config.cluster_cidrs) {
-        if (c.family() == o.render.family) {
-          o.render.local_detector = {ipt::LocalDetector::Mode::kCidr, c, ""};
-          break;
-        }
+      if (auto c = kproxy::proxier::cluster_cidr_of(config.cluster_cidrs, family)) {
+        o.render.local_detector = {ipt::LocalDetector::Mode::kCidr, *c, ""};
       }
       if (!o.render.local_detector.implemented()) {
         // kube-proxy's getLocalDetectors: a warning without any cluster CIDR, a note when the
@@ -192,23 +190,13 @@ kproxy::iptables::IptablesProxierOptions iptables_options(const kproxy::config::
       o.render.local_detector = {ipt::LocalDetector::Mode::kInterfacePrefix, {}, config.detect_local.interface_name_prefix};
       break;
   }
+  // --nodeport-addresses of this family; "primary" (the node IPs themselves) is read from the
+  // local addresses, which the node IPs are; kproxy reads the node IP from the Node object per
+  // sync. docs/dual-stack.md has the split.
   const auto& npa = config.node_port_addresses;
+  o.node_port_cidrs = kproxy::proxier::node_port_cidrs_of(npa.cidrs, npa.all(), family,
+                                                         kproxy::kernel::local_addresses());
   if (!npa.all()) {
-    for (const auto& c : npa.cidrs) {
-      if (c.family() == family) o.node_port_cidrs.push_back(c);
-    }
-    // "primary" selects the node IPs themselves; they are local addresses, so a host CIDR
-    // per local address of the Node's InternalIP does the same. kproxy reads the node IP
-    // from the Node object per sync; until then every local address of the family counts.
-    // A list with no CIDR of this family means the same for it, as kube-proxy's
-    // NewNodePortAddresses (one family's CIDRs never silence the other family's NodePorts).
-    if (o.node_port_cidrs.empty()) {
-      for (const auto& ip : kproxy::kernel::local_addresses()) {
-        if (ip.family() == o.render.family && !ip.is_loopback()) {
-          o.node_port_cidrs.push_back(*kproxy::Cidr::make(ip, ip.is_v4() ? 32 : 128));
-        }
-      }
-    }
     o.local_addresses = kproxy::kernel::local_addresses;
   }
   return o;
