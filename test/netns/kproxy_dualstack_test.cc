@@ -288,6 +288,7 @@ constexpr const char* kV6ChurnIp = "fd00:96::17";
 constexpr const char* kMismatchIp4 = "10.96.1.20";
 constexpr const char* kMismatchIp6 = "fd00:96::20";
 constexpr const char* kMappedIp = "::ffff:10.96.1.21";
+constexpr const char* kZonedIp = "fd00:96::21%eth0";
 constexpr const char* kBadSliceIp = "10.96.1.22";
 
 class DualStack : public ::testing::Test {
@@ -326,12 +327,13 @@ class DualStack : public ::testing::Test {
           add(Svc{.name = "mismatch", .cluster_ips = {kMismatchIp4, kMismatchIp6}, .families = {"IPv6", "IPv4"}}, v4,
               v6);
           add(Svc{.name = "mapped", .cluster_ips = {kMappedIp}, .families = {"IPv6"}}, std::nullopt, v6);
+          add(Svc{.name = "zoned", .cluster_ips = {kZonedIp}, .families = {"IPv6"}}, std::nullopt, v6);
           add(Svc{.name = "bad-slice", .cluster_ips = {kBadSliceIp}}, std::nullopt, std::nullopt);
           // An IPv6 address in an IPv4 slice: the slice is refused; its IPv4 sibling serves.
           api.upsert("endpointslices", slice_json("bad-slice", "IPv4", {{e.a1->ip6, 1}}, "wrong"));
           api.upsert("endpointslices", slice_json("bad-slice", "IPv4", {{e.b2->ip, 2}}, "right"));
         },
-        {"--cluster-cidr=10.244.0.0/16,fd00:10:244::/48"}, kV6OnlyIp);
+        {"--cluster-cidr=10.244.0.0/16,fd00:10:244::/48", "--iptables-sync-period=2s"}, kV6OnlyIp);
   }
   static void TearDownTestSuite() {
     delete env_;
@@ -460,13 +462,15 @@ TEST_F(DualStack, MalformedFamilyDataIsRefusedAndNeighboursWork) {
   // clusterIPs that disagree with ipFamilies, and an IPv4-mapped cluster IP: no rules at all.
   const std::string v4 = TestCluster::exec(e.node1(), {"iptables-nft-save", "-t", "nat"}).out;
   const std::string v6 = TestCluster::exec(e.node1(), {"ip6tables-nft-save", "-t", "nat"}).out;
-  for (const std::string& s : {std::string(kMismatchIp4), std::string(kMismatchIp6), std::string("default/mapped")}) {
+  for (const std::string& s : {std::string(kMismatchIp4), std::string(kMismatchIp6), std::string("default/mapped"),
+                               std::string("default/zoned"), std::string("fd00:96::21")}) {
     EXPECT_EQ(v4.find(s), std::string::npos) << s;
     EXPECT_EQ(v6.find(s), std::string::npos) << s;
   }
   const std::string err = e.kproxy->stderr_text();
   EXPECT_NE(err.find("default/mismatch"), std::string::npos) << err;
   EXPECT_NE(err.find("default/mapped"), std::string::npos) << err;
+  EXPECT_NE(err.find("default/zoned"), std::string::npos) << err;
   EXPECT_NE(err.find("bad-slice-wrong"), std::string::npos) << err;
   const std::string metrics = e.http("http://127.0.0.1:10249/metrics");
   EXPECT_NE(metrics.find("kproxy_objects_rejected_total{kind=\"Service\",reason=\"family_mismatch\"}"),
@@ -536,6 +540,23 @@ TEST_F(DualStack, Ipv6UdpAndSctpFlowsMoveOffARemovedEndpoint) {
     e.api->upsert("endpointslices", slice_json("v6churn", "IPv6", {{e.a1->ip6, 1}, {e.b2->ip6, 2}}, "v6"));
     reaches(e.c1->ns, proto, at(kV6ChurnIp), 12, {"a1", "b2"});
   }
+}
+
+// Each family has its canary: a flush of ip6tables' nat table (another program's doing) is
+// noticed and repaired by a full IPv6 sync, while IPv4 keeps working throughout.
+TEST_F(DualStack, AFlushedIpv6TableIsRepaired) {
+  Env& e = env();
+  RunResult flushed = TestCluster::exec(e.node1(), {"ip6tables-nft", "-w", "-t", "nat", "-F"});
+  ASSERT_EQ(flushed.exit_code, 0) << flushed.err;
+  RequestResult v4 = reaches(e.c1->ns, Proto::kTcp, at(kDualIp4), 4, {"a1", "b2"});
+  EXPECT_TRUE(answered(v4, 4)) << describe(v4);
+  // The check runs every --iptables-sync-period (2 s here).
+  RequestResult v6 = eventually(e.c1->ns, Proto::kTcp, at(kV6OnlyIp), 4, [](const RequestResult& r) {
+    return answered(r, 4);
+  });
+  EXPECT_TRUE(answered(v6, 4)) << describe(v6);
+  EXPECT_NE(e.kproxy->stderr_text().find("IPv6 iptables canary gone from nat"), std::string::npos)
+      << e.kproxy->stderr_text();
 }
 
 // --cleanup after SIGTERM removes kproxy's chains and sets from both families' tables.
