@@ -149,6 +149,10 @@ struct Encoder {
     }
   }
   void operator()(const AddressBits& a) {
+    if (a.family != IpFamily::kIPv4) {
+      error = "address bits of an IPv6 address";
+      return;
+    }
     if (a.direction == Address::Direction::kSource) {
       ip.src.s_addr = be32(a.value & a.mask);
       ip.smsk.s_addr = be32(a.mask);

@@ -345,13 +345,15 @@ std::string dispatch_chain_name(int level, std::uint32_t key) {
 
 std::uint32_t low_mask(int bits) { return bits >= 32 ? ~std::uint32_t{0} : (std::uint32_t{1} << bits) - 1; }
 
-// The IPv4 destination host address ("-d IP/32") a dispatch tree files `rule` under, if any.
+// The destination host address ("-d IP/32", "-d IP/128") a dispatch tree files `rule` under,
+// if any, as the low 32 bits the tree's levels test (for IPv6, where Service CIDRs allocate
+// from the low bits).
 std::optional<std::uint32_t> dispatch_address(const Rule& rule) {
   for (const Term& t : rule.terms) {
     const auto* a = std::get_if<Address>(&t);
     if (a != nullptr && a->direction == Address::Direction::kDestination && !a->negated &&
-        a->cidr.family() == IpFamily::kIPv4 && a->cidr.prefix_length() == 32) {
-      return a->cidr.network().v4_host_order();
+        a->cidr.prefix_length() == (a->cidr.family() == IpFamily::kIPv4 ? 32 : 128)) {
+      return low_address_bits(a->cidr.network());
     }
   }
   return std::nullopt;
@@ -499,8 +501,9 @@ void Renderer::rebuild_dispatch(const std::set<std::uint32_t>& dirty_leaves) {
         const std::uint32_t child = key | (digit << (2 * level));
         std::string child_name = dispatch_chain_name(level + 1, child);
         if (!dispatch_.contains(child_name)) continue;
-        chain.rules.push_back(Rule{{AddressBits{Address::Direction::kDestination, child, low_mask(2 * level + 2)}},
-                                   Jump{std::move(child_name)}});
+        chain.rules.push_back(Rule{
+            {AddressBits{Address::Direction::kDestination, child, low_mask(2 * level + 2), options_->family}},
+            Jump{std::move(child_name)}});
       }
       store(std::move(chain));
     }
@@ -512,7 +515,7 @@ RenderedRules Renderer::render(const proxier::Snapshot& snapshot, const RenderOp
   RenderedRules out;
   const std::uint32_t mark = options.masquerade_mark();
   const bool ipv6 = options.family == IpFamily::kIPv6;
-  const bool tree = options.layout == RenderOptions::Layout::kKproxy && !ipv6;
+  const bool tree = options.layout == RenderOptions::Layout::kKproxy;
   const int depth = std::max(options.dispatch_depth, 1);
   const std::uint32_t leaf_mask = low_mask(2 * depth);
 
@@ -678,7 +681,8 @@ RenderedRules Renderer::render(const proxier::Snapshot& snapshot, const RenderOp
     for (std::uint32_t digit = 0; digit < 4; ++digit) {
       std::string child = dispatch_chain_name(1, digit);
       if (!dispatch_.contains(child)) continue;
-      root.push_back(Rule{{AddressBits{Address::Direction::kDestination, digit, low_mask(2)}}, Jump{std::move(child)}});
+      root.push_back(Rule{{AddressBits{Address::Direction::kDestination, digit, low_mask(2), options.family}},
+                          Jump{std::move(child)}});
     }
     nat_services.rules.insert(nat_services.rules.begin(), root.begin(), root.end());
     for (Rule& rule : tail) {

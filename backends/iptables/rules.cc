@@ -1,10 +1,17 @@
 #include "kproxy/iptables/rules.h"
 
+#include <array>
 #include <cstdio>
 
 #include "kproxy/proxier/service_port_name.h"
 
 namespace kproxy::iptables {
+
+std::uint32_t low_address_bits(const IpAddress& ip) {
+  if (ip.is_v4()) return ip.v4_host_order();
+  const auto& b = ip.bytes();
+  return (std::uint32_t{b[12]} << 24) | (std::uint32_t{b[13]} << 16) | (std::uint32_t{b[14]} << 8) | b[15];
+}
 namespace {
 
 // A host CIDR prints as a bare address ("-d 10.96.0.10"), as kube-proxy passes IP strings.
@@ -63,7 +70,13 @@ struct ArgWriter {
   }
   void operator()(const AddressBits& a) {
     add(a.direction == Address::Direction::kSource ? "-s" : "-d");
-    add(IpAddress::from_v4(a.value).to_string() + "/" + IpAddress::from_v4(a.mask).to_string());
+    auto text = [&](std::uint32_t bits) {
+      if (a.family == IpFamily::kIPv4) return IpAddress::from_v4(bits).to_string();
+      std::array<std::uint8_t, 16> b{};
+      for (int i = 0; i < 4; ++i) b[12 + i] = static_cast<std::uint8_t>(bits >> (24 - 8 * i));
+      return IpAddress::from_v6(b).to_string();
+    };
+    add(text(a.value) + "/" + text(a.mask));
   }
   void operator()(const DestinationPort& d) {
     add("--dport");

@@ -87,7 +87,7 @@ class Walk {
   }
   bool matches(const AddressBits& a) {
     const IpAddress& ip = a.direction == Address::Direction::kSource ? packet_.source : dst_;
-    return ip.is_v4() && (ip.v4_host_order() & a.mask) == a.value;
+    return ip.family() == a.family && (low_address_bits(ip) & a.mask) == a.value;
   }
   bool matches(const DestinationPort& d) { return d.port == dport_; }
   bool matches(const InInterface& i) {

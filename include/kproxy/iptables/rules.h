@@ -47,14 +47,19 @@ struct Address {
   bool keep_prefix = false;
   bool operator==(const Address&) const = default;
 };
-// [!] -s VALUE/MASK / -d VALUE/MASK with an arbitrary (non-prefix) IPv4 mask, printed as two
-// dotted quads ("-d 0.0.0.2/0.0.0.3"): the address bits selected by MASK equal VALUE.
+// [!] -s VALUE/MASK / -d VALUE/MASK with an arbitrary (non-prefix) mask over the low 32 bits
+// of the address: the address bits selected by MASK equal VALUE. IPv4 prints two dotted quads
+// ("-d 0.0.0.2/0.0.0.3"); IPv6 puts both in the last 32 bits of an IPv6 address ("-d ::2/::3",
+// which ip6tables accepts and prints back, nft and legacy alike).
 struct AddressBits {
   Address::Direction direction = Address::Direction::kDestination;
   std::uint32_t value = 0;  // host order
   std::uint32_t mask = 0;
+  IpFamily family = IpFamily::kIPv4;
   bool operator==(const AddressBits&) const = default;
 };
+// The low 32 bits of an address (all of an IPv4 one), host order: what AddressBits compares.
+std::uint32_t low_address_bits(const IpAddress& ip);
 // --dport N (after a Protocol term).
 struct DestinationPort {
   std::uint16_t port = 0;
