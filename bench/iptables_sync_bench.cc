@@ -19,6 +19,10 @@
 // --kube-proxy-baselines 0 leaves out kube-proxy's floor and latency (its restore takes
 // minutes at 10k on nft) but measures kproxy's connection latency.
 // --profile-partial R: kproxy's own CPU per partial sync, no kernel (runners that accept all).
+// --family ipv4|ipv6 (repeatable; default ipv4): the same cluster with every address mirrored
+// into fd00::/96 (a.b.c.d -> fd00::a.b.c.d's 32 bits), through ip6tables for ipv6; with both,
+// a summary prints IPv6's figures as ratios of IPv4's from the same run (issue 10). IPv6 has
+// no libiptc applier and no connection-latency figure (the latency probe is IPv4 sockets).
 // --syncs-only 1 leaves out kube-proxy's floor and the connection latency (each restores a
 // whole table again: minutes at 10k on nft), for re-measuring kproxy's own syncs.
 // Never saves a large table: the kernel's state is compared by restore exit status only.
@@ -30,8 +34,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <cstring>
 #include <random>
 #include <string>
@@ -59,6 +65,9 @@ long peak_rss_mib() {
   return ru.ru_maxrss / 1024;
 }
 
+// The family the run being measured uses (--family).
+IpFamily g_family = IpFamily::kIPv4;
+
 // A throwaway namespace "kpb-<pid>-<n>", deleted on destruction.
 class Namespace {
  public:
@@ -73,6 +82,7 @@ class Namespace {
   kernel::ExecIptablesOptions iptables_options(kernel::IptablesFlavour flavour) const {
     kernel::ExecIptablesOptions o;
     o.flavour = flavour;
+    o.family = g_family == IpFamily::kIPv6 ? kernel::IpFamily::kIPv6 : kernel::IpFamily::kIPv4;
     o.command_prefix = prefix();
     return o;
   }
@@ -114,7 +124,14 @@ class InNamespaceApplier final : public RuleApplier {
   LibiptcApplier inner_;
 };
 
-IpAddress v4(std::uint32_t host) { return IpAddress::from_v4(host); }
+// An address of the run's family: the IPv4 address, or its mirror fd00::<its 32 bits>.
+IpAddress v4(std::uint32_t host) {
+  if (g_family == IpFamily::kIPv4) return IpAddress::from_v4(host);
+  std::array<std::uint8_t, 16> b{};
+  b[0] = 0xfd;
+  for (int i = 0; i < 4; ++i) b[12 + i] = static_cast<std::uint8_t>(host >> (24 - 8 * i));
+  return IpAddress::from_v6(b);
+}
 
 // N Services with 1-3 ports (TCP, UDP, SCTP mixed), cluster IPs at random in 10.96.0.0/12,
 // E endpoints each spread over 10.180.0.0/14 on 20 nodes (this node is node-0).
@@ -156,8 +173,10 @@ proxier::Snapshot cluster(int n, int endpoints, std::uint32_t seed, int changed_
 RenderOptions options(RenderOptions::Layout layout) {
   RenderOptions o;
   o.node = {"node-0", ""};
+  o.family = g_family;
   o.node_ip = v4(0xC0A80002u);
-  o.local_detector = {LocalDetector::Mode::kCidr, *Cidr::parse("10.176.0.0/12"), ""};
+  o.local_detector = {LocalDetector::Mode::kCidr, *Cidr::make(v4(0x0AB00000u), g_family == IpFamily::kIPv4 ? 12 : 108),
+                      ""};
   o.layout = layout;
   o.lean_endpoints = layout == RenderOptions::Layout::kKproxy;  // as the daemon runs
   return o;
@@ -371,10 +390,19 @@ void profile_partial(int n, int endpoints, int rounds) {
               full_s, partial_s, rounds);
 }
 
+// Per (Services, flavour, family): full sync, partial sync, periodic full sync (s) and the first
+// packet's rule evaluations, for the --family summary.
+struct Figures {
+  double full = 0, partial = 0, again = 0, evaluations = 0;
+};
+std::map<std::tuple<int, std::string, IpFamily>, Figures> g_figures;
+
 void run(int n, int endpoints, kernel::IptablesFlavour flavour, const std::vector<std::string>& appliers_wanted,
          bool syncs_only, bool kube_baselines) {
   const char* fl = kernel::flavour_name(flavour).data();
-  std::printf("\n== %d Services x 1-3 ports x %d endpoints, iptables-%s ==\n", n, endpoints, fl);
+  std::printf("\n== %d Services x 1-3 ports x %d endpoints, %s-%s ==\n", n, endpoints,
+              g_family == IpFamily::kIPv6 ? "ip6tables" : "iptables", fl);
+  Figures& figures = g_figures[{n, std::string(fl), g_family}];
   const auto snapshot = cluster(n, endpoints, 42);
   std::printf("service ports: %zu\n", snapshot.service_ports.size());
 
@@ -431,7 +459,9 @@ void run(int n, int endpoints, kernel::IptablesFlavour flavour, const std::vecto
   const std::string just_changed = restore_payload({TableBlock{Table::kNat, chains, {}}});
 
   std::vector<std::string> appliers = appliers_wanted;
-  if (flavour == kernel::IptablesFlavour::kNft) std::erase(appliers, "libiptc");  // legacy only
+  if (flavour == kernel::IptablesFlavour::kNft || g_family == IpFamily::kIPv6) {
+    std::erase(appliers, "libiptc");  // legacy IPv4 only
+  }
   for (const std::string& applier_name : appliers) {
     // The proxier's full sync into a fresh namespace, as the daemon makes it.
     Namespace node;
@@ -449,6 +479,7 @@ void run(int n, int endpoints, kernel::IptablesFlavour flavour, const std::vecto
     std::printf("-- applier: %s\n", applier_name.c_str());
     std::printf("full sync (render + ipset + apply), s %10.3f\n", apply_s);
     std::printf("ratio full sync / own floor         %12.2f   (target <= 1.3)\n", apply_s / kp_floor);
+    if (applier_name == "restore") figures.full = apply_s;
 
     // One endpoint changed: a partial sync; baseline: restore --noflush of just the changed
     // service's chains, into the same node.
@@ -463,6 +494,7 @@ void run(int n, int endpoints, kernel::IptablesFlavour flavour, const std::vecto
     std::printf("one endpoint changed: partial sync  %9.3f s, %zu bytes\n", partial_s, partial_bytes);
     std::printf("  baseline: restore of its chains   %9.3f s, %zu bytes\n", baseline_s, just_changed.size());
     std::printf("  ratio                             %12.2f   (target <= 1.5)\n", partial_s / baseline_s);
+    if (applier_name == "restore") figures.partial = partial_s;
 
     // A periodic full sync: the same rules, the jumps already in place.
     t0 = Clock::now();
@@ -471,6 +503,7 @@ void run(int n, int endpoints, kernel::IptablesFlavour flavour, const std::vecto
     if (!st.ok()) std::printf("second full sync FAILED: %.300s\n", st.message().c_str());
     std::printf("full sync again (jumps in place), s %10.3f\n", again_s);
     std::printf("ratio full sync again / own floor   %12.2f   (target <= 1.3)\n", again_s / kp_floor);
+    if (applier_name == "restore") figures.again = again_s;
   }
 
   // First packet: rule evaluations over the applied rule set.
@@ -483,8 +516,9 @@ void run(int n, int endpoints, kernel::IptablesFlavour flavour, const std::vecto
   std::printf("  kproxy                            %6.1f / %6.1f  ratio %.2f (target < 1.5)\n", kp_small, kp_big,
               kp_big / kp_small);
   std::printf("  kube-proxy's layout               %6.1f / %6.1f  ratio %.2f\n", kube_small, kube_big, kube_big / kube_small);
+  figures.evaluations = kp_big;
 
-  if (syncs_only) {
+  if (syncs_only || g_family == IpFamily::kIPv6) {
     std::printf("peak RSS                            %9ld MiB\n", peak_rss_mib());
     return;
   }
@@ -528,6 +562,7 @@ int main(int argc, char** argv) {
   bool syncs_only = false;
   bool kube_baselines = true;
   int profile_rounds = 0;
+  std::vector<IpFamily> families;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string f = argv[i];
     const std::string v = argv[i + 1];
@@ -537,6 +572,7 @@ int main(int argc, char** argv) {
     if (f == "--syncs-only") syncs_only = v == "1";
     if (f == "--kube-proxy-baselines") kube_baselines = v != "0";
     if (f == "--profile-partial") profile_rounds = std::stoi(v);
+    if (f == "--family") families.push_back(v == "ipv6" ? IpFamily::kIPv6 : IpFamily::kIPv4);
     if (f == "--flavour") flavours.push_back(v == "legacy" ? kernel::IptablesFlavour::kLegacy : kernel::IptablesFlavour::kNft);
   }
   if (geteuid() != 0) {
@@ -550,8 +586,28 @@ int main(int argc, char** argv) {
     for (int n : sizes) profile_partial(n, endpoints, profile_rounds);
     return 0;
   }
+  if (families.empty()) families = {IpFamily::kIPv4};
   for (int n : sizes) {
-    for (auto flavour : flavours) run(n, endpoints, flavour, appliers, syncs_only, kube_baselines && !syncs_only);
+    for (auto flavour : flavours) {
+      for (IpFamily family : families) {
+        g_family = family;
+        run(n, endpoints, flavour, appliers, syncs_only, kube_baselines && !syncs_only);
+      }
+    }
+  }
+  if (families.size() == 2) {
+    std::printf("\n== IPv6 / IPv4, same clusters, same run (restore applier) ==\n");
+    std::printf("%-8s %-7s %10s %10s %10s %14s\n", "Services", "flavour", "full", "partial", "full again",
+                "1st-packet eval");
+    for (int n : sizes) {
+      for (auto flavour : flavours) {
+        const std::string fl(kernel::flavour_name(flavour));
+        const Figures& a = g_figures[{n, fl, IpFamily::kIPv4}];
+        const Figures& b = g_figures[{n, fl, IpFamily::kIPv6}];
+        std::printf("%-8d %-7s %10.2f %10.2f %10.2f %14.2f\n", n, fl.c_str(), b.full / a.full, b.partial / a.partial,
+                    b.again / a.again, b.evaluations / a.evaluations);
+      }
+    }
   }
   return 0;
 }
