@@ -83,18 +83,39 @@ ChangeTracker::ChangeTracker(ChangeTrackerOptions options)
       slice_handler_(*this, slices_synced_),
       current_(std::make_shared<const Snapshot>(Snapshot{options_.family, {}})) {}
 
+namespace {
+
+// Whether `service` has a cluster IP of `family`: without one it has no service port for this
+// tracker (service_port_infos), so its changes need no sync of this family.
+bool has_family(const model::Service& service, IpFamily family) {
+  return std::any_of(service.cluster_ips.begin(), service.cluster_ips.end(),
+                     [&](const IpAddress& ip) { return ip.family() == family; });
+}
+
+}  // namespace
+
 void ChangeTracker::set(const ServicePtr& service) {
   ServiceKey key{service->meta.ns, service->meta.name};
-  services_[key] = service;
-  dirty_.insert(std::move(key));
+  ServicePtr& slot = services_[key];
+  // Dirty when this family's view may change: the old or the new version has a cluster IP of
+  // the family (an IPv6 Service's events leave the IPv4 proxier idle, and the other way round).
+  const bool was = slot && has_family(*slot, options_.family);
+  slot = service;
+  if (was || has_family(*service, options_.family)) dirty_.insert(std::move(key));
 }
 
 void ChangeTracker::remove(const ServicePtr& service) {
   ServiceKey key{service->meta.ns, service->meta.name};
-  if (services_.erase(key) > 0) dirty_.insert(std::move(key));
+  auto it = services_.find(key);
+  if (it == services_.end()) return;
+  const bool was = has_family(*it->second, options_.family);
+  services_.erase(it);
+  if (was) dirty_.insert(std::move(key));
 }
 
 void ChangeTracker::set(const SlicePtr& slice) {
+  // A slice of the other family (addressType is immutable) never feeds this tracker.
+  if (slice->address_type != address_type_of(options_.family)) return;
   ServiceKey key{slice->meta.ns, slice->service_name};
   slices_[key][slice->meta.name] = slice;
   dirty_.insert(std::move(key));

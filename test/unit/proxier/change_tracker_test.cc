@@ -257,6 +257,38 @@ TEST_F(ChangeTrackerTest, IgnoresSlicesOfTheOtherFamilyAndUsesAnIPv6TrackerForTh
   EXPECT_EQ(s6->family, IpFamily::kIPv6);
 }
 
+// The other family's objects leave a tracker idle: no pending change, so that family's
+// proxier does not sync for them. A Service that gains a cluster IP of the family (a
+// SingleStack Service made PreferDualStack) or loses it does make it dirty.
+TEST_F(ChangeTrackerTest, TheOtherFamilysObjectsLeaveItIdle) {
+  auto v6_only = service("ns", "v6", {port("http", 80)}, [](model::Service& s) {
+    s.cluster_ips = {ip("fd00::20")};
+    s.ip_families = {IpFamily::kIPv6};
+  });
+  auto v6_slice = slice("ns", "v6-a", "v6", {slice_port("http", 8080)}, {{"fd00::1"}}, model::AddressType::kIPv6);
+  services.on_add(v6_only);
+  slices.on_add(v6_slice);
+  slices.on_update(v6_slice, v6_slice);
+  slices.on_delete(v6_slice);
+  EXPECT_FALSE(tracker.has_pending_changes());
+  services.on_delete(v6_only);
+  EXPECT_FALSE(tracker.has_pending_changes());
+
+  services.on_add(v6_only);
+  auto dual = service("ns", "v6", {port("http", 80)}, [](model::Service& s) {
+    s.cluster_ips = {ip("fd00::20"), ip("10.96.0.20")};
+    s.ip_families = {IpFamily::kIPv6, IpFamily::kIPv4};
+  });
+  services.on_update(v6_only, dual);
+  ASSERT_TRUE(tracker.has_pending_changes());
+  EXPECT_EQ(tracker.checkout().changed, (std::set<ServicePortName>{spn("ns", "v6", "http")}));
+  services.on_update(dual, v6_only);
+  ASSERT_TRUE(tracker.has_pending_changes());
+  auto gone = tracker.checkout();
+  EXPECT_EQ(gone.changed, (std::set<ServicePortName>{spn("ns", "v6", "http")}));
+  EXPECT_EQ(gone.snapshot->find(spn("ns", "v6", "http")), nullptr);
+}
+
 TEST_F(ChangeTrackerTest, KeepsASliceThatArrivesBeforeItsService) {
   slices.on_add(slice("ns", "web-a", "web", {slice_port("http", 8080)}, {{"10.0.0.1"}}));
   EXPECT_TRUE(tracker.checkout().changed.empty());
