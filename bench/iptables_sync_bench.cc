@@ -552,6 +552,56 @@ void run(int n, int endpoints, kernel::IptablesFlavour flavour, const std::vecto
   std::printf("peak RSS                            %9ld MiB\n", peak_rss_mib());
 }
 
+// A dual-stack node: both families' full syncs into one fresh namespace, one after the other
+// (baseline) and at the same time on two threads (as the daemon runs them in iptables mode),
+// each in its own namespace. Returns {sequential, concurrent} seconds.
+std::pair<double, double> dual_stack_node(int n, int endpoints, kernel::IptablesFlavour flavour) {
+  struct Side {
+    IpFamily family;
+    proxier::Snapshot snapshot;
+    RenderOptions options;
+  };
+  std::vector<Side> sides;
+  for (IpFamily family : {IpFamily::kIPv4, IpFamily::kIPv6}) {
+    g_family = family;
+    auto s = cluster(n, endpoints, 42);
+    s.family = family;
+    sides.push_back(Side{family, std::move(s), options(RenderOptions::Layout::kKproxy)});
+  }
+  auto measure = [&](bool concurrent) {
+    Namespace node;
+    std::vector<std::unique_ptr<kernel::ExecIptablesRunner>> runners;
+    std::vector<std::unique_ptr<kernel::ExecIpsetRunner>> sets;
+    std::vector<std::unique_ptr<IptablesProxier>> proxiers;
+    for (const Side& side : sides) {
+      g_family = side.family;
+      runners.push_back(std::make_unique<kernel::ExecIptablesRunner>(node.iptables_options(flavour)));
+      sets.push_back(std::make_unique<kernel::ExecIpsetRunner>(node.ipset_options()));
+      IptablesProxierOptions po;
+      po.render = side.options;
+      proxiers.push_back(std::make_unique<IptablesProxier>(*runners.back(), po, sets.back().get()));
+    }
+    const proxier::NodeFacts facts{"node-0", ""};
+    auto sync = [&](std::size_t i) {
+      const Status st = proxiers[i]->sync(proxier::SyncRequest{sides[i].snapshot, {}, proxier::SyncKind::kFull, facts});
+      if (!st.ok()) std::printf("dual-stack full sync FAILED: %.300s\n", st.message().c_str());
+    };
+    const auto t0 = Clock::now();
+    if (concurrent) {
+      std::thread second([&] { sync(1); });
+      sync(0);
+      second.join();
+    } else {
+      sync(0);
+      sync(1);
+    }
+    return seconds(Clock::now() - t0);
+  };
+  const double sequential = measure(false);
+  const double concurrent = measure(true);
+  return {sequential, concurrent};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -596,6 +646,15 @@ int main(int argc, char** argv) {
     }
   }
   if (families.size() == 2) {
+    std::printf("\n== a dual-stack node: both families' full syncs (restore applier) ==\n");
+    std::printf("%-8s %-7s %12s %12s %8s\n", "Services", "flavour", "one by one", "at once", "ratio");
+    for (int n : sizes) {
+      for (auto flavour : flavours) {
+        const auto [sequential, concurrent] = dual_stack_node(n, endpoints, flavour);
+        std::printf("%-8d %-7s %11.2fs %11.2fs %8.2f\n", n, kernel::flavour_name(flavour).data(), sequential, concurrent,
+                    concurrent / sequential);
+      }
+    }
     std::printf("\n== IPv6 / IPv4, same clusters, same run (restore applier) ==\n");
     std::printf("%-8s %-7s %10s %10s %10s %14s\n", "Services", "flavour", "full", "partial", "full again",
                 "1st-packet eval");

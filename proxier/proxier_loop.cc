@@ -32,20 +32,33 @@ void ProxierLoop::after_events() {
 
 std::optional<SyncReport> ProxierLoop::run_due(Clock::time_point now,
                                                const std::function<Clock::time_point()>& clock) {
+  auto due = take_due(now, clock);
+  if (!due) return std::nullopt;
+  const Status status = run(*due);
+  return finish(std::move(*due), status, clock());
+}
+
+std::optional<ProxierLoop::DueSync> ProxierLoop::take_due(Clock::time_point now,
+                                                          const std::function<Clock::time_point()>& clock) {
   runner_.set_synced(tracker_.synced());
   const auto kind = runner_.due(now);
   if (!kind) return std::nullopt;
-  const auto start = clock();
-  auto checkout = tracker_.checkout();
-  unsynced_changes_.insert(checkout.changed.begin(), checkout.changed.end());
+  DueSync due{*kind, clock(), tracker_.checkout()};
+  unsynced_changes_.insert(due.checkout.changed.begin(), due.checkout.changed.end());
+  return due;
+}
+
+Status ProxierLoop::run(const DueSync& due) {
+  return backend_.sync(SyncRequest{*due.checkout.snapshot, unsynced_changes_, due.kind, node_, node_object_.get()});
+}
+
+SyncReport ProxierLoop::finish(DueSync due, const Status& status, Clock::time_point end) {
   SyncReport report;
-  report.kind = *kind;
-  report.snapshot = checkout.snapshot;
+  report.kind = due.kind;
+  report.snapshot = due.checkout.snapshot;
   report.changed_ports = unsynced_changes_.size();
-  const Status status = backend_.sync(SyncRequest{*checkout.snapshot, unsynced_changes_, *kind, node_, node_object_.get()});
-  const auto end = clock();
   report.ok = status.ok();
-  report.duration = end - start;
+  report.duration = end - due.start;
   if (status.ok()) {
     unsynced_changes_.clear();
   } else {

@@ -285,6 +285,8 @@ void sync_service_health(kproxy::health::ServiceHealthServer& server,
 struct FamilyProxier {
   kproxy::IpFamily family = kproxy::IpFamily::kIPv4;
   std::unique_ptr<kproxy::kernel::ExecIptablesRunner> runner;
+  // Its own (the runner remembers the sets it knows), so that the families can sync at once.
+  std::unique_ptr<kproxy::kernel::ExecIpsetRunner> ipsets;
   kproxy::iptables::IptablesProxierOptions ipt_options;
   std::unique_ptr<kproxy::iptables::IptablesProxier> iptables;
   std::unique_ptr<kproxy::ipvs::IpvsMode> ipvs;
@@ -552,7 +554,6 @@ int main(int argc, char** argv) {
   } else {
     spdlog::info("using iptables mode ({}), {}", kproxy::kernel::flavour_name(flavour), family_names);
   }
-  kproxy::kernel::ExecIpsetRunner ipsets(kproxy::kernel::ExecIpsetOptions{});
   // The applier: libiptc in-process where the node's iptables is legacy (it measures 2x
   // faster there, docs/performance.md), iptables-restore otherwise. libiptc is IPv4's
   // (libip4tc): IPv6 rules always go through ip6tables-restore.
@@ -635,8 +636,9 @@ int main(int argc, char** argv) {
         spdlog::error("{}; NodePorts on 127.0.0.1 will not work", s.message());
       }
     }
+    f->ipsets = std::make_unique<kproxy::kernel::ExecIpsetRunner>(kproxy::kernel::ExecIpsetOptions{});
     f->iptables = std::make_unique<kproxy::iptables::IptablesProxier>(
-        *f->runner, f->ipt_options, &ipsets, f->family == IpFamily::kIPv4 ? libiptc.get() : nullptr);
+        *f->runner, f->ipt_options, f->ipsets.get(), f->family == IpFamily::kIPv4 ? libiptc.get() : nullptr);
     if (ipvs_mode) {
       kproxy::ipvs::IpvsModeOptions o;
       o.family = f->family;
@@ -895,14 +897,32 @@ int main(int argc, char** argv) {
         for (auto& f : families) check_canary(*f);
         next_canary_check = Clock::now() + canary_period;
       }
+      // The families' due syncs. In iptables mode two run at once, as kube-proxy's per-family
+      // proxiers do: each has its own runner, ipset runner and proxier, and this thread runs
+      // no event until both are done. IPVS mode's share one netlink socket, so they take turns.
+      std::vector<std::pair<FamilyProxier*, proxier::ProxierLoop::DueSync>> due;
       for (auto& f : families) {
         f->loop->after_events();
         if (f->loop->tracker().has_pending_changes()) {
           proxy_health.queued_update(f->family);
           metrics.sync_queued(f->family, std::chrono::system_clock::now());
         }
-        f->loop->run_due(Clock::now(), [] { return Clock::now(); });
+        if (auto d = f->loop->take_due(Clock::now(), [] { return Clock::now(); })) due.emplace_back(f.get(), std::move(*d));
       }
+      std::vector<kproxy::Status> results(due.size());
+      std::vector<Clock::time_point> ends(due.size());
+      auto run = [&](std::size_t i) {
+        results[i] = due[i].first->loop->run(due[i].second);
+        ends[i] = Clock::now();
+      };
+      if (due.size() == 2 && !ipvs_mode) {
+        std::thread second([&run] { run(1); });
+        run(0);
+        second.join();
+      } else {
+        for (std::size_t i = 0; i < due.size(); ++i) run(i);
+      }
+      for (std::size_t i = 0; i < due.size(); ++i) due[i].first->loop->finish(std::move(due[i].second), results[i], ends[i]);
     }
   });
 

@@ -76,8 +76,21 @@ class ProxierLoop {
   // When the loop must wake next (Clock::time_point::max() when nothing is scheduled).
   Clock::time_point next_deadline(Clock::time_point now) const { return runner_.next_deadline(now); }
   // Runs the sync that is due at `now`, if any, and returns its report. `clock` times it
-  // (a test passes a fake).
+  // (a test passes a fake). The same as take_due(), run() and finish() in a row.
   std::optional<SyncReport> run_due(Clock::time_point now, const std::function<Clock::time_point()>& clock);
+
+  // The three steps of run_due(), for a caller that runs several loops' backends at once (a
+  // dual-stack node syncs both families concurrently, as kube-proxy's per-family proxiers do).
+  // take_due() and finish() belong on the loop's thread; run() may be called on another thread
+  // while the loop's thread runs no informer event and no other call on this loop.
+  struct DueSync {
+    SyncKind kind = SyncKind::kFull;
+    Clock::time_point start;
+    ChangeTracker::Checkout checkout;
+  };
+  std::optional<DueSync> take_due(Clock::time_point now, const std::function<Clock::time_point()>& clock);
+  Status run(const DueSync& due);
+  SyncReport finish(DueSync due, const Status& status, Clock::time_point end);
 
   // Called when every sync ends (successful or not), on the loop's thread.
   void on_sync(std::function<void(const SyncReport&)> observer) { observers_.push_back(std::move(observer)); }

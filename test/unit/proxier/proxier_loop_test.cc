@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 namespace kproxy::proxier {
 namespace {
 
@@ -130,6 +133,79 @@ TEST_F(ProxierLoopTest, ObserversSeeEveryReport) {
   sync_informers();
   tick();
   EXPECT_EQ(seen, 1);
+}
+
+}  // namespace
+}  // namespace kproxy::proxier
+
+namespace kproxy::proxier {
+namespace {
+
+// A backend that blocks until the other one has started: two loops' run() calls finish only
+// if they overlap, as a dual-stack node's families' syncs do.
+class RendezvousBackend : public ProxierBackend {
+ public:
+  explicit RendezvousBackend(std::atomic<int>& started) : started_(started) {}
+  Status sync(const SyncRequest& r) override {
+    ++started_;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (started_.load() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    ports = r.snapshot.service_ports.size();
+    return started_.load() >= 2 ? Status{} : Error("the other family's sync never started");
+  }
+  std::size_t ports = 0;
+
+ private:
+  std::atomic<int>& started_;
+};
+
+// take_due(), run() and finish(): two loops (an IPv4 and an IPv6 one) take their due syncs on
+// one thread, run their backends at the same time on two, and finish on the first; each
+// report is what run_due() would give, and each runner is done (the next sync is partial).
+TEST(ProxierLoopSteps, TwoFamiliesSyncAtOnce) {
+  std::atomic<int> started{0};
+  RendezvousBackend b4(started), b6(started);
+  ProxierLoop v4(ProxierLoopOptions{{IpFamily::kIPv4, "node1", true}, {}}, b4);
+  ProxierLoop v6(ProxierLoopOptions{{IpFamily::kIPv6, "node1", true}, {}}, b6);
+  model::Service dual = *service("web", "10.96.0.1");
+  dual.cluster_ips.push_back(*IpAddress::parse("fd00::1"));
+  dual.ip_families.push_back(IpFamily::kIPv6);
+  const auto ptr = std::make_shared<const model::Service>(dual);
+  const Clock::time_point now = Clock::time_point() + 1000h;
+  for (ProxierLoop* loop : {&v4, &v6}) {
+    loop->service_handler().on_add(ptr);
+    loop->service_handler().on_synced();
+    loop->endpoint_slice_handler().on_synced();
+    loop->after_events();
+  }
+  const auto clock = [now] { return now; };
+  auto d4 = v4.take_due(now, clock);
+  auto d6 = v6.take_due(now, clock);
+  ASSERT_TRUE(d4 && d6);
+  EXPECT_FALSE(v4.take_due(now, clock)) << "a sync is running";
+  Status s6;
+  std::thread other([&] { s6 = v6.run(*d6); });
+  const Status s4 = v4.run(*d4);
+  other.join();
+  ASSERT_TRUE(s4.ok()) << s4.message();
+  ASSERT_TRUE(s6.ok()) << s6.message();
+  const SyncReport r4 = v4.finish(std::move(*d4), s4, now + 2s);
+  const SyncReport r6 = v6.finish(std::move(*d6), s6, now + 3s);
+  EXPECT_TRUE(r4.ok && r6.ok);
+  EXPECT_EQ(r4.kind, SyncKind::kFull);
+  EXPECT_EQ(r6.duration, 3s);
+  EXPECT_EQ(r4.snapshot->family, IpFamily::kIPv4);
+  EXPECT_EQ(r6.snapshot->family, IpFamily::kIPv6);
+  EXPECT_EQ(b4.ports, 1u);
+  EXPECT_EQ(b6.ports, 1u);
+  // Done: nothing is due until a change, and the next sync is partial.
+  EXPECT_FALSE(v4.take_due(now + 2s, clock));
+  v4.service_handler().on_update(ptr, service("web", "10.96.0.2"));
+  v4.after_events();
+  started = 1;  // let v4's backend pass alone
+  auto next = v4.take_due(now + 10s, [now] { return now + 10s; });
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->kind, SyncKind::kPartial);
 }
 
 }  // namespace
