@@ -80,10 +80,10 @@ ip netns exec $node "$kproxy" --manifests "$work/manifests" --hostname-override 
 kpid=$!
 pids+=($kpid)
 for _ in $(seq 100); do
-  grep -q "iptables full sync" "$work/kproxy.out" && grep -q ready "$work/server.out" && break
+  grep -q "iptables full sync of IPv4" "$work/kproxy.out" && grep -q ready "$work/server.out" && break
   sleep 0.1
 done
-grep -q "iptables full sync" "$work/kproxy.out" || { cat "$work/kproxy.out"; exit 1; }
+grep -q "iptables full sync of IPv4" "$work/kproxy.out" || { cat "$work/kproxy.out"; exit 1; }
 spid=$(ip netns pids $srv | head -1)  # the server itself (nsx runs it in a subshell)
 # `ip netns exec` execs in place: $kpid is kproxy itself.
 rss_kib() { awk '/^VmRSS/ {print $2}' /proc/$kpid/status; }

@@ -257,8 +257,9 @@ Status IptablesProxier::sync(const proxier::SyncRequest& request) {
   }
   last_sync_ok_ = true;
   if (log::v(2)) {
-    spdlog::info("iptables {} sync ({}): {} bytes, {} filter rules, {} nat rules in {} nat chains, {} chains deleted",
-                 full ? "full" : "partial", applier_.name(), figures_.payload_bytes, figures_.filter_rules, figures_.nat_rules,
+    spdlog::info("iptables {} sync of {} ({}): {} bytes, {} filter rules, {} nat rules in {} nat chains, {} chains "
+                 "deleted",
+                 full ? "full" : "partial", to_string(options_.render.family), applier_.name(), figures_.payload_bytes, figures_.filter_rules, figures_.nat_rules,
                  figures_.nat_chains, figures_.deleted_chains);
   }
   return {};

@@ -77,8 +77,8 @@ Status IpvsMode::sync(const proxier::SyncRequest& request) {
   }
   if (errors.empty()) {
     if (log::v(2) && request.kind == proxier::SyncKind::kFull) {
-      spdlog::info("ipvs full sync: {} virtual services, {} sets, {} nat and {} filter chains written",
-                   proxier_.last_sync().services, layout.sets.size(), layout.nat.size(), layout.filter.size());
+      spdlog::info("ipvs full sync of {}: {} virtual services, {} sets, {} nat and {} filter chains written",
+                   to_string(options_.family), proxier_.last_sync().services, layout.sets.size(), layout.nat.size(), layout.filter.size());
     }
     return {};
   }

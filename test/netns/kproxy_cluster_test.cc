@@ -845,7 +845,7 @@ TEST_F(KproxyClusterTest, NoRequestFailsAcrossARestart) {
   bool synced = false;
   for (const auto deadline = std::chrono::steady_clock::now() + 20s;
        !synced && std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(50ms)) {
-    synced = g_suite->kproxy->stderr_text().find("iptables full sync") != std::string::npos;
+    synced = g_suite->kproxy->stderr_text().find("iptables full sync of IPv4") != std::string::npos;
   }
   EXPECT_TRUE(synced) << g_suite->kproxy->describe();
   EXPECT_TRUE(wait_answers(6)) << "traffic after the new process's first sync";
@@ -932,7 +932,7 @@ TEST_F(KproxyClusterTest, SctpUserspaceModeTaintsTheNodeAndWritesNoSctpRule) {
     if (userspace) argv.push_back("--sctp-userspace-mode");
     argv.insert(argv.end(), extra.begin(), extra.end());
     g_suite->kproxy = &cluster().start(node1(), argv);
-    return wait_for([] { return g_suite->kproxy->stderr_text().find("iptables full sync") != std::string::npos; });
+    return wait_for([] { return g_suite->kproxy->stderr_text().find("iptables full sync of IPv4") != std::string::npos; });
   };
   // Whatever fails below, the next tests get the normal daemon back.
   struct Restore {

@@ -109,7 +109,7 @@ class IpvsModeVmTest : public ::testing::TestWithParam<Proto> {
                                 "--cluster-cidr=10.244.0.0/16,fd00:10:244::/48", "--v=2"});
     for (const auto deadline = std::chrono::steady_clock::now() + 60s; std::chrono::steady_clock::now() < deadline;
          std::this_thread::sleep_for(100ms)) {
-      if (kproxy_->stderr_text().find("ipvs full sync") != std::string::npos) {
+      if (kproxy_->stderr_text().find("ipvs full sync of IPv4") != std::string::npos) {
         ready_ = true;
         return;
       }

@@ -101,7 +101,7 @@ class UserspaceSctpVmTest : public ::testing::Test {
   static bool synced(BackgroundProcess& kproxy) {
     for (const auto deadline = std::chrono::steady_clock::now() + 60s; std::chrono::steady_clock::now() < deadline;
          std::this_thread::sleep_for(100ms)) {
-      if (kproxy.stderr_text().find("iptables full sync") != std::string::npos) return true;
+      if (kproxy.stderr_text().find("iptables full sync of IPv4") != std::string::npos) return true;
       if (!kproxy.running()) return false;
     }
     return false;
