@@ -247,7 +247,12 @@ struct Env {
     const auto deadline = std::chrono::steady_clock::now() + 20s;
     for (;;) {
       RequestResult r = TestCluster::request(c1->ns, Proto::kTcp, at(ready_to), 500);
-      if (r.exit_code == 0) return "";
+      // Ready when `ready_to` answers and every served family's first sync has finished (its
+      // metrics and health set): the families sync at once, and either may finish first.
+      const std::string err = kproxy->stderr_text();
+      const bool both_synced = err.find("service ports of IPv4") != std::string::npos &&
+                               (!path_dir.empty() || err.find("service ports of IPv6") != std::string::npos);
+      if (r.exit_code == 0 && both_synced) return "";
       if (!kproxy->running()) return "kproxy exited\n" + kproxy->describe();
       if (std::chrono::steady_clock::now() > deadline) {
         return "kproxy did not program " + ready_to + " within 20 s: " + describe(r) + "\nkproxy stderr:\n" +
